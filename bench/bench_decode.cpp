@@ -1,0 +1,52 @@
+// Decode throughput of each codec against an FP32 copy of the same matrix (the floor any
+// decode-into-memory pays), in one binary so ratios come from one run.
+#include <benchmark/benchmark.h>
+
+#include <qcodec/qcodec.hpp>
+
+#include "synthetic_weights.hpp"
+
+namespace {
+
+constexpr qcodec::index_t rows = 4096, cols = 4096;
+
+const qcodec::row_matrix& weights() {
+  static const qcodec::row_matrix w = qcodec::examples::synthetic_weights(
+      rows, cols, qcodec::examples::weight_family::heavy_tailed, 1);
+  return w;
+}
+
+void BM_fp32_copy(benchmark::State& state) {
+  qcodec::row_matrix out(rows, cols);
+  for (auto _ : state) {
+    out = weights();
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * rows * cols * 4);
+}
+BENCHMARK(BM_fp32_copy)->Name("BM_fp32_copy/4096x4096");
+
+template <class Codec>
+void BM_decode(benchmark::State& state) {
+  const auto encoded = Codec{}.encode(weights());
+  qcodec::row_matrix out(rows, cols);
+  for (auto _ : state) {
+    encoded.decode_rows(0, rows, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  // Bytes of FP32 produced per second; weight bytes read are byte_size() per iteration.
+  state.SetBytesProcessed(state.iterations() * rows * cols * 4);
+  state.counters["bpw"] = encoded.bpw();
+}
+
+}  // namespace
+
+#define COMMA ,
+#define QCODEC_BENCH_DECODE(codec, label) \
+  BENCHMARK_TEMPLATE(BM_decode, codec)->Name("BM_" label "_decode/4096x4096")
+QCODEC_BENCH_DECODE(qcodec::linear<8>, "int8");
+QCODEC_BENCH_DECODE(qcodec::linear<8 COMMA qcodec::per_group<128>>, "int8-g128");
+QCODEC_BENCH_DECODE(qcodec::linear<4 COMMA qcodec::per_group<128>>, "int4-g128");
+QCODEC_BENCH_DECODE(qcodec::linear<4 COMMA qcodec::per_group<32>>, "int4-g32");
+
+BENCHMARK_MAIN();

@@ -1,0 +1,50 @@
+// Encodes an LLM-like weight set with every codec and prints the fidelity and speed of each.
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <qcodec/qcodec.hpp>
+
+#include "synthetic_weights.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+template <class Codec>
+void print_row(const Codec& codec, const qcodec::row_matrix& w) {
+  const double megabytes = static_cast<double>(w.size()) * sizeof(float) / 1e6;
+  auto start = clock_type::now();
+  const auto encoded = codec.encode(w, "demo");
+  const double encode_s = seconds_since(start);
+  qcodec::row_matrix decoded(w.rows(), w.cols());
+  start = clock_type::now();
+  encoded.decode_rows(0, w.rows(), decoded.data());
+  const double decode_s = seconds_since(start);
+  const qcodec::fidelity_report r = qcodec::measure_fidelity(w, decoded);
+  const std::string name(qcodec::codec_traits<Codec>::name);
+  std::printf("%-22s %6.3f %10.3e %8.2f %11.3e %6td %10.0f %10.0f\n", name.c_str(), encoded.bpw(),
+              r.rel_err, r.snr_db, r.max_abs_err, r.sign_flips, megabytes / encode_s,
+              megabytes / decode_s);
+}
+
+}  // namespace
+
+int main() {
+  using qcodec::examples::weight_family;
+  constexpr qcodec::index_t rows = 512, cols = 4096;
+  std::printf("qcodec %d.%d.%d demo: %td x %td weights per family; speeds in MB/s of FP32\n",
+              QCODEC_VERSION_MAJOR, QCODEC_VERSION_MINOR, QCODEC_VERSION_PATCH, rows, cols);
+  for (weight_family family : {weight_family::gaussian, weight_family::heavy_tailed,
+                               weight_family::outlier_columns}) {
+    const qcodec::row_matrix w = qcodec::examples::synthetic_weights(rows, cols, family, 42);
+    std::printf("\n== %s\n%-22s %6s %10s %8s %11s %6s %10s %10s\n",
+                std::string(qcodec::examples::family_name(family)).c_str(), "codec", "bpw",
+                "rel_err", "SNR dB", "max_abs_err", "flips", "encode", "decode");
+    qcodec::for_each_codec<qcodec::linear_codecs>([&](auto codec) { print_row(codec, w); });
+  }
+}

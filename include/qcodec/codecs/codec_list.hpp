@@ -1,0 +1,42 @@
+#pragma once
+/// Lists of every codec variant, as std::tuple types: drive test loops, the demo table and
+/// run-time dispatch by name from one place, so a new variant is covered everywhere.
+
+#include <tuple>
+
+#include "qcodec/codecs/linear.hpp"
+
+namespace qcodec {
+
+namespace detail {
+
+template <int Bits, class Granularity>
+using linear_scale_and_symmetry_variants =
+    std::tuple<linear<Bits, Granularity, float, symmetry::symmetric>,
+               linear<Bits, Granularity, half, symmetry::symmetric>,
+               linear<Bits, Granularity, float, symmetry::asymmetric>,
+               linear<Bits, Granularity, half, symmetry::asymmetric>>;
+
+template <int Bits>
+using linear_variants_of_bits = decltype(std::tuple_cat(
+    linear_scale_and_symmetry_variants<Bits, per_tensor>{},
+    linear_scale_and_symmetry_variants<Bits, per_row>{},
+    linear_scale_and_symmetry_variants<Bits, per_group<32>>{},
+    linear_scale_and_symmetry_variants<Bits, per_group<64>>{},
+    linear_scale_and_symmetry_variants<Bits, per_group<128>>{},
+    linear_scale_and_symmetry_variants<Bits, per_group<256>>{}));
+
+}  // namespace detail
+
+/// Every linear variant: INT8 and INT4 x {tensor, row, g32, g64, g128, g256} x
+/// {FP32, FP16 scales} x {symmetric, asymmetric}.
+using linear_codecs = decltype(std::tuple_cat(detail::linear_variants_of_bits<8>{},
+                                              detail::linear_variants_of_bits<4>{}));
+
+/// Calls `f(Codec{})` for every codec type of the tuple `List`, in order.
+template <class List, class F>
+void for_each_codec(F&& f) {
+  [&]<class... Codecs>(std::tuple<Codecs...>*) { (f(Codecs{}), ...); }(static_cast<List*>(nullptr));
+}
+
+}  // namespace qcodec

@@ -1,0 +1,260 @@
+#pragma once
+/// Linear (uniform) INT8/INT4 codec: per-tensor, per-row or per-group scales, symmetric or
+/// asymmetric, FP32 or FP16 scales.
+///
+/// Layout of `storage`:
+///  - codes: rows x row_bytes, unsigned codes; INT4 packs two per byte (core/bit_packing.hpp),
+///    a row is padded to whole bytes and a padding nibble holds the code of 0;
+///  - scales: one per block, (row, group) -> row * groups_per_row + group; per-tensor: one;
+///  - zero_points: asymmetric only, one byte per block, same index as scales.
+/// Encoding (the specification): each block's clip range comes from the codec's clip_rule,
+/// always contains 0 and is shrunk by the rule's fraction; the scale is range / code count,
+/// rounded to the scale type, and codes use that rounded scale (linear_math.hpp).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "qcodec/codecs/codec.hpp"
+#include "qcodec/codecs/linear_math.hpp"
+#include "qcodec/core/bit_packing.hpp"
+#include "qcodec/core/clipping.hpp"
+#include "qcodec/core/half.hpp"
+
+namespace qcodec {
+
+/// One scale for the whole tensor.
+struct per_tensor {};
+/// One scale per row (output channel).
+struct per_row {};
+/// One scale per `Size` consecutive elements of a row; the last group of a row may be shorter.
+template <index_t Size>
+struct per_group {
+  static_assert(Size == 32 || Size == 64 || Size == 128 || Size == 256,
+                "qcodec: group size must be 32, 64, 128 or 256");
+  static constexpr index_t size = Size;
+};
+
+enum class symmetry { symmetric, asymmetric };
+
+template <int Bits, class Granularity = per_row, scale_storage Scale = float,
+          symmetry Symmetry = symmetry::symmetric>
+class linear {
+  static_assert(Bits == 8 || Bits == 4, "qcodec: linear codes are 8 or 4 bits");
+
+ public:
+  static constexpr bool symmetric = Symmetry == symmetry::symmetric;
+  static constexpr bool grouped = !std::same_as<Granularity, per_tensor> &&
+                                  !std::same_as<Granularity, per_row>;
+  static constexpr int max_code = (1 << Bits) - 1;
+  static constexpr int min_code = symmetric ? 1 : 0;
+  static constexpr int symmetric_offset = 1 << (Bits - 1);
+  using scale_type = Scale;
+  using granularity = Granularity;
+
+  struct storage {
+    index_t rows = 0, cols = 0;
+    std::vector<std::uint8_t> codes;
+    std::vector<Scale> scales;
+    std::vector<std::uint8_t> zero_points;
+
+    /// Columns sharing one scale within a row.
+    index_t group_size() const {
+      if constexpr (grouped) return Granularity::size;
+      else return cols;
+    }
+    index_t groups_per_row() const { return (cols + group_size() - 1) / group_size(); }
+    index_t row_bytes() const { return packed_bytes<Bits>(cols); }
+    /// (row, group) -> index_t into scales and zero_points.
+    index_t block_index(index_t row, index_t group) const {
+      if constexpr (std::same_as<Granularity, per_tensor>) return 0;
+      else return row * groups_per_row() + group;
+    }
+    int offset(index_t block) const {
+      if constexpr (symmetric) return symmetric_offset;
+      else return zero_points[static_cast<std::size_t>(block)];
+    }
+  };
+
+  /// Clipping rule, applied identically to every block.
+  clip_rule clip{};
+
+  encoded_matrix<linear> encode(matrix_view w, std::string_view name = "weight") const {
+    detail::require_finite_nonempty(w, name);
+    storage s;
+    s.rows = w.rows();
+    s.cols = w.cols();
+    const index_t groups = s.groups_per_row();
+    const index_t blocks = std::same_as<Granularity, per_tensor> ? 1 : s.rows * groups;
+    s.codes.assign(static_cast<std::size_t>(s.rows * s.row_bytes()), 0);
+    s.scales.resize(static_cast<std::size_t>(blocks));
+    if constexpr (!symmetric) s.zero_points.resize(static_cast<std::size_t>(blocks));
+
+    const float limit = detail::tensor_clip_limit(w, clip, name);
+    const auto row_span = [&](index_t r, index_t first, index_t count) {
+      return std::span<const float>(w.row(r).data() + first, static_cast<std::size_t>(count));
+    };
+    if constexpr (std::same_as<Granularity, per_tensor>) {
+      set_block(s, 0, choose_params([&](auto&& visit) {
+        for (index_t r = 0; r < s.rows; ++r) visit(row_span(r, 0, s.cols));
+      }, limit, name, 0));
+    }
+    for (index_t r = 0; r < s.rows; ++r) {
+      std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
+      for (index_t g = 0; g < groups; ++g) {
+        const index_t first = g * s.group_size();
+        const auto values = row_span(r, first, std::min(s.group_size(), s.cols - first));
+        const index_t block = s.block_index(r, g);
+        if constexpr (!std::same_as<Granularity, per_tensor>)
+          set_block(s, block, choose_params([&](auto&& visit) { visit(values); }, limit, name, r));
+        const params p = block_params(s, block);
+        for (std::size_t i = 0; i < values.size(); ++i)
+          pack_code<Bits>(codes, first + static_cast<index_t>(i), quantize(values[i], p));
+      }
+      if (Bits == 4 && s.cols % 2 == 1)
+        pack_code<Bits>(codes, s.cols, static_cast<unsigned>(s.offset(s.block_index(r, groups - 1))));
+    }
+    return encoded_matrix<linear>(std::move(s));
+  }
+
+  static void decode_rows(const storage& s, index_t first, index_t last, float* out) {
+    for (index_t r = first; r < last; ++r, out += s.cols) {
+      const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
+      for (index_t c0 = 0; c0 < s.cols; c0 += s.group_size()) {
+        const params p = block_params(s, s.block_index(r, c0 / s.group_size()));
+        const index_t c1 = std::min(s.cols, c0 + s.group_size());
+        for (index_t c = c0; c < c1; ++c)
+          out[c] = linear_math::dequantize(unpack_code<Bits>(row, c), p.offset, p.scale);
+      }
+    }
+  }
+
+  static std::size_t byte_size(const storage& s) {
+    return s.codes.size() + s.scales.size() * sizeof(Scale) + s.zero_points.size();
+  }
+
+ private:
+  struct params {
+    float scale = 0;
+    int offset = 0;
+  };
+
+  static params block_params(const storage& s, index_t block) {
+    return {static_cast<float>(s.scales[static_cast<std::size_t>(block)]), s.offset(block)};
+  }
+
+  static void set_block(storage& s, index_t block, params p) {
+    s.scales[static_cast<std::size_t>(block)] = static_cast<Scale>(p.scale);
+    if constexpr (!symmetric) s.zero_points[static_cast<std::size_t>(block)] = static_cast<std::uint8_t>(p.offset);
+  }
+
+  static unsigned quantize(float w, params p) {
+    return linear_math::quantize(w, p.scale, p.offset, min_code, max_code);
+  }
+
+  /// Scale and offset for the clip range [lo, hi] (lo <= 0 <= hi), the scale rounded to the
+  /// scale type and kept small enough that every code decodes to a finite float.
+  static params params_for_range(double lo, double hi, std::string_view name, index_t row) {
+    params p;
+    double scale = symmetric ? hi / (symmetric_offset - 1) : (hi - lo) / max_code;
+    if (scale > max_finite<Scale>())
+      detail::fail("tensor '", name, "': row ", row, ": scale ", scale,
+                   " overflows the FP16 scale type (use FP32 scales)");
+    p.scale = static_cast<float>(static_cast<Scale>(static_cast<float>(scale)));
+    if constexpr (symmetric) {
+      p.offset = symmetric_offset;
+    } else {
+      p.offset = p.scale > 0 ? static_cast<int>(std::clamp(std::rint(-lo / p.scale), 0.0,
+                                                           static_cast<double>(max_code)))
+                             : 0;
+    }
+    while (!std::isfinite(linear_math::dequantize(max_code, p.offset, p.scale)) ||
+           !std::isfinite(linear_math::dequantize(min_code, p.offset, p.scale)))
+      p.scale = std::nextafter(p.scale, 0.0f);
+    return p;
+  }
+
+  /// Sum of squared reconstruction errors of `values` under `p`: the same per-element values
+  /// as dequantize(quantize(w)), as one vectorised expression (only the summation order may
+  /// differ, and it serves only to rank clip candidates).
+  static float squared_error(std::span<const float> values, params p) {
+    const Eigen::Map<const Eigen::ArrayXf> w(values.data(), static_cast<index_t>(values.size()));
+    if (!(p.scale > 0)) return w.square().sum();
+    const float offset = static_cast<float>(p.offset);
+    const auto codes = ((w / p.scale).rint() + offset)
+                           .max(static_cast<float>(min_code))
+                           .min(static_cast<float>(max_code));
+    return (w - (codes - offset) * p.scale).square().sum();
+  }
+
+  /// Applies the clip rule to one block, given as a callable that visits the block's
+  /// contiguous spans: the rule's magnitude limit first, then the rule's candidate fractions.
+  template <class ForEachSpan>
+  params choose_params(ForEachSpan for_each_span, float limit, std::string_view name,
+                       index_t row) const {
+    float min_value = 0, max_value = 0;
+    for_each_span([&](std::span<const float> values) {
+      for (float w : values) {
+        min_value = std::min(min_value, w);
+        max_value = std::max(max_value, w);
+      }
+    });
+    double lo = std::max<double>(min_value, -limit), hi = std::min<double>(max_value, limit);
+    if constexpr (symmetric) {
+      hi = std::max(-lo, hi);
+      lo = 0;
+    }
+    const auto fractions = detail::clip_fractions(clip);
+    params best = params_for_range(lo, hi, name, row);
+    if (fractions.size() == 1 || hi - lo == 0) return best;
+    double best_err = std::numeric_limits<double>::infinity();
+    for (float fraction : fractions) {
+      const params p = params_for_range(lo * fraction, hi * fraction, name, row);
+      double err = 0;
+      for_each_span([&](std::span<const float> values) { err += squared_error(values, p); });
+      if (err < best_err) {
+        best_err = err;
+        best = p;
+      }
+    }
+    return best;
+  }
+};
+
+template <int Bits, class Granularity, scale_storage Scale, symmetry Symmetry>
+struct codec_traits<linear<Bits, Granularity, Scale, Symmetry>> {
+  using codec_type = linear<Bits, Granularity, Scale, Symmetry>;
+  static constexpr int bits = Bits;
+  static constexpr bool is_linear = true;
+  static constexpr index_t block_size = [] {
+    if constexpr (codec_type::grouped) return Granularity::size;
+    else return index_t{0};
+  }();
+  static constexpr index_t bytes_per_block =
+      block_size == 0 ? 0
+                      : packed_bytes<Bits>(block_size) + index_t{sizeof(Scale)} +
+                            (codec_type::symmetric ? 0 : 1);
+  static constexpr auto name_text = [] {
+    detail::fixed_name<24> n;
+    n.append("int");
+    n.append_number(Bits);
+    if constexpr (std::same_as<Granularity, per_tensor>) n.append("-tensor");
+    if constexpr (codec_type::grouped) {
+      n.append("-g");
+      n.append_number(Granularity::size);
+    }
+    if constexpr (!codec_type::symmetric) n.append("-asym");
+    if constexpr (std::same_as<Scale, half>) n.append("-f16");
+    return n;
+  }();
+  static constexpr std::string_view name = name_text;
+};
+
+static_assert(codec<linear<8>>);
+static_assert(codec<linear<4, per_group<128>, half, symmetry::asymmetric>>);
+
+}  // namespace qcodec

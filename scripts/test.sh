@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds and runs the whole test suite.
+# Variant from the environment: QCODEC_SIMD=native|avx2|avx512|none (default native),
+# QCODEC_SANITIZE=1 for AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh
+simd=${QCODEC_SIMD:-native}
+sanitize=${QCODEC_SANITIZE:-0}
+build=build/test-$simd
+args=(-DCMAKE_BUILD_TYPE=Release -DQCODEC_SIMD="$simd")
+if [[ $sanitize == 1 ]]; then
+  build=$build-sanitize
+  flags="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+  args=(-DCMAKE_BUILD_TYPE=Debug -DQCODEC_SIMD="$simd" "-DCMAKE_CXX_FLAGS=$flags")
+fi
+# Variants other than the default skip what the default already proves (benchmarks build,
+# every header compiles on its own).
+if [[ $simd != native || $sanitize == 1 ]]; then
+  args+=(-DQCODEC_BUILD_BENCHMARKS=OFF -DQCODEC_HEADER_CHECK=OFF)
+fi
+echo "== qcodec tests: SIMD=$simd sanitize=$sanitize ($build)"
+cmake -S . -B "$build" "${args[@]}" >/dev/null
+cmake --build "$build" -j "$(nproc)"
+ctest --test-dir "$build" -j "$(nproc)" --output-on-failure
