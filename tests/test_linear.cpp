@@ -214,3 +214,27 @@ TEST_CASE("codec traits name every variant", "[linear][traits]") {
   STATIC_REQUIRE(is_linear_codec<linear<4>>);
   STATIC_REQUIRE(std::tuple_size_v<linear_codecs> == 48);
 }
+
+TEMPLATE_LIST_TEST_CASE("linear validate accepts encodings and rejects inconsistent storage",
+                        "[linear][errors]", linear_codecs) {
+  const auto encoded = TestType{}.encode(synthetic_weights(6, 45, weight_family::gaussian, 8));
+  CHECK_NOTHROW(TestType::validate(encoded.storage(), "ok"));
+  auto truncated = encoded.storage();
+  truncated.codes.pop_back();
+  CHECK_THROWS_WITH(TestType::validate(truncated, "t"), Catch::Contains("'t'") && Catch::Contains("codes"));
+  auto bad_scale = encoded.storage();
+  bad_scale.scales[0] = static_cast<typename TestType::scale_type>(-1.0f);
+  CHECK_THROWS_WITH(TestType::validate(bad_scale, "t"), Catch::Contains("scale"));
+  auto bad_shape = encoded.storage();
+  bad_shape.cols += 3;
+  CHECK_THROWS_AS(TestType::validate(bad_shape, "t"), qcodec::error);
+  if constexpr (!TestType::symmetric) {
+    auto bad_zero = encoded.storage();
+    bad_zero.zero_points[0] = 255;
+    if (TestType::max_code < 255) CHECK_THROWS_WITH(TestType::validate(bad_zero, "t"), Catch::Contains("zero point"));
+  }
+  std::vector<std::string> names;
+  encoded.storage().visit_arrays([&](std::string_view name, const auto&) { names.emplace_back(name); });
+  CHECK(names.size() == (TestType::symmetric ? 2u : 3u));
+  CHECK(names.front() == "codes");
+}

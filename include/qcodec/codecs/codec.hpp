@@ -8,6 +8,13 @@
 ///  - `C::decode_rows(storage, first, last, out)`: writes rows [first, last) as FP32,
 ///    row-major, (last - first) x cols, to `out` (the scalar reference: the specification);
 ///  - `C::byte_size(storage)`: every stored byte (codes, scales, LUTs, outliers, indices);
+///  - `C::validate(storage, name)`: throws qcodec::error naming `name` unless the storage is
+///    consistent (array sizes match the shape, codes and parameters in range, finite scales),
+///    so a storage read from a file can be trusted by decode;
+///  - `storage.visit_arrays(visitor)` (const and non-const): calls `visitor(array_name, vec)`
+///    for each stored array, a std::vector of a trivially copyable element type, in a fixed
+///    order; serialization is written once against it. A nested storage prefixes its arrays'
+///    names (e.g. "base.codes").
 ///  - a `codec_traits<C>` specialisation, declared right after the codec, with static
 ///    constexpr `name`, `bits` (bits per code), `is_linear` (Q(ax + by) = aQ(x) + bQ(y) up to
 ///    rounding, so integer-domain compute is allowed), `block_size` (elements sharing one
@@ -41,6 +48,7 @@ concept codec = std::copyable<C> && requires(const C& c, matrix_view w,
   { c.encode(w, std::string_view{}) } -> std::same_as<encoded_matrix<C>>;
   { C::decode_rows(s, i, i, out) } -> std::same_as<void>;
   { C::byte_size(s) } -> std::convertible_to<std::size_t>;
+  C::validate(s, std::string_view{});
   { s.rows } -> std::convertible_to<index_t>;
   { s.cols } -> std::convertible_to<index_t>;
   { codec_traits<C>::name } -> std::convertible_to<std::string_view>;

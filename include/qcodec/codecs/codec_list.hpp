@@ -33,6 +33,16 @@ using linear_variants_of_bits = decltype(std::tuple_cat(
 using linear_codecs = decltype(std::tuple_cat(detail::linear_variants_of_bits<8>{},
                                               detail::linear_variants_of_bits<4>{}));
 
+/// Every codec of the library (linear, QINS, outlier split over each base).
+using all_codecs = linear_codecs;
+
+/// A few codecs spanning every layout (bits, granularity, scale type, symmetry) for tests
+/// whose cost grows with the list, such as the linear op's.
+using representative_codecs =
+    std::tuple<linear<8>, linear<8, per_tensor>, linear<8, per_group<128>, half, symmetry::asymmetric>,
+               linear<4, per_group<128>>, linear<4, per_group<32>, float, symmetry::asymmetric>,
+               linear<4, per_row, half>>;
+
 /// Calls `f(Codec{})` for every codec type of the tuple `List`, in order.
 template <class List, class F>
 void for_each_codec(F&& f) {

@@ -50,6 +50,7 @@ class linear {
   static constexpr bool symmetric = Symmetry == symmetry::symmetric;
   static constexpr bool grouped = !std::same_as<Granularity, per_tensor> &&
                                   !std::same_as<Granularity, per_row>;
+  static_assert(!grouped || Granularity::size > 0);  // instantiates per_group's own checks
   static constexpr int max_code = (1 << Bits) - 1;
   static constexpr int min_code = symmetric ? 1 : 0;
   static constexpr int symmetric_offset = 1 << (Bits - 1);
@@ -78,6 +79,22 @@ class linear {
       if constexpr (symmetric) return symmetric_offset;
       else return zero_points[static_cast<std::size_t>(block)];
     }
+    index_t block_count() const {
+      return std::same_as<Granularity, per_tensor> ? 1 : rows * groups_per_row();
+    }
+
+    template <class Visitor>
+    void visit_arrays(Visitor&& visit) {
+      visit("codes", codes);
+      visit("scales", scales);
+      if constexpr (!symmetric) visit("zero_points", zero_points);
+    }
+    template <class Visitor>
+    void visit_arrays(Visitor&& visit) const {
+      visit("codes", codes);
+      visit("scales", scales);
+      if constexpr (!symmetric) visit("zero_points", zero_points);
+    }
   };
 
   /// Clipping rule, applied identically to every block.
@@ -89,7 +106,7 @@ class linear {
     s.rows = w.rows();
     s.cols = w.cols();
     const index_t groups = s.groups_per_row();
-    const index_t blocks = std::same_as<Granularity, per_tensor> ? 1 : s.rows * groups;
+    const index_t blocks = s.block_count();
     s.codes.assign(static_cast<std::size_t>(s.rows * s.row_bytes()), 0);
     s.scales.resize(static_cast<std::size_t>(blocks));
     if constexpr (!symmetric) s.zero_points.resize(static_cast<std::size_t>(blocks));
@@ -131,6 +148,28 @@ class linear {
           out[c] = linear_math::dequantize(unpack_code<Bits>(row, c), p.offset, p.scale);
       }
     }
+  }
+
+  static void validate(const storage& s, std::string_view name) {
+    const auto expect = [&](std::string_view array, std::size_t size, std::size_t expected) {
+      if (size != expected)
+        detail::fail("tensor '", name, "': ", array, " holds ", size, " elements, expected ",
+                     expected, " for ", s.rows, " x ", s.cols);
+    };
+    if (s.rows <= 0 || s.cols <= 0)
+      detail::fail("tensor '", name, "': bad shape ", s.rows, " x ", s.cols);
+    expect("codes", s.codes.size(), static_cast<std::size_t>(s.rows * s.row_bytes()));
+    expect("scales", s.scales.size(), static_cast<std::size_t>(s.block_count()));
+    expect("zero_points", s.zero_points.size(), symmetric ? 0 : static_cast<std::size_t>(s.block_count()));
+    for (std::size_t b = 0; b < s.scales.size(); ++b) {
+      const float scale = static_cast<float>(s.scales[b]);
+      if (!(scale >= 0) || !std::isfinite(scale))
+        detail::fail("tensor '", name, "': scale ", b, " is ", scale, " (must be finite, >= 0)");
+    }
+    for (std::size_t b = 0; b < s.zero_points.size(); ++b)
+      if (s.zero_points[b] > max_code)
+        detail::fail("tensor '", name, "': zero point ", b, " is ", int{s.zero_points[b]},
+                     " (must be <= ", max_code, ")");
   }
 
   static std::size_t byte_size(const storage& s) {
