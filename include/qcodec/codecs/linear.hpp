@@ -24,6 +24,7 @@
 #include "qcodec/core/bit_packing.hpp"
 #include "qcodec/core/clipping.hpp"
 #include "qcodec/core/half.hpp"
+#include "qcodec/core/simd.hpp"
 
 namespace qcodec {
 
@@ -50,7 +51,12 @@ class linear {
   static constexpr bool symmetric = Symmetry == symmetry::symmetric;
   static constexpr bool grouped = !std::same_as<Granularity, per_tensor> &&
                                   !std::same_as<Granularity, per_row>;
-  static_assert(!grouped || Granularity::size > 0);  // instantiates per_group's own checks
+  /// Columns per scale group, 0 for per-row and per-tensor (instantiates per_group's checks).
+  static constexpr index_t fixed_group_size = [] {
+    if constexpr (grouped) return Granularity::size;
+    else return index_t{0};
+  }();
+  static_assert(fixed_group_size >= 0);
   static constexpr int max_code = (1 << Bits) - 1;
   static constexpr int min_code = symmetric ? 1 : 0;
   static constexpr int symmetric_offset = 1 << (Bits - 1);
@@ -65,8 +71,7 @@ class linear {
 
     /// Columns sharing one scale within a row.
     index_t group_size() const {
-      if constexpr (grouped) return Granularity::size;
-      else return cols;
+      return grouped ? fixed_group_size : cols;
     }
     index_t groups_per_row() const { return (cols + group_size() - 1) / group_size(); }
     index_t row_bytes() const { return packed_bytes<Bits>(cols); }
@@ -138,14 +143,30 @@ class linear {
     return encoded_matrix<linear>(std::move(s));
   }
 
+  /// Decodes rows [first, last) with the build's SIMD backend; bit-exact with decode_rows_ref.
   static void decode_rows(const storage& s, index_t first, index_t last, float* out) {
+    decode_rows_with<simd::native>(s, first, last, out);
+  }
+
+  /// The scalar reference decode: the specification every faster path is tested against.
+  static void decode_rows_ref(const storage& s, index_t first, index_t last, float* out) {
+    decode_rows_with<simd::scalar>(s, first, last, out);
+  }
+
+  template <class Backend>
+  static void decode_rows_with(const storage& s, index_t first, index_t last, float* out) {
     for (index_t r = first; r < last; ++r, out += s.cols) {
       const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
+      // Group starts are even (0 or a multiple of 32) and the width is even, so INT4 steps
+      // always start on a byte boundary.
       for (index_t c0 = 0; c0 < s.cols; c0 += s.group_size()) {
         const params p = block_params(s, s.block_index(r, c0 / s.group_size()));
         const index_t c1 = std::min(s.cols, c0 + s.group_size());
-        for (index_t c = c0; c < c1; ++c)
-          out[c] = linear_math::dequantize(unpack_code<Bits>(row, c), p.offset, p.scale);
+        index_t c = c0;
+        for (; c + Backend::width <= c1; c += Backend::width)
+          Backend::template dequantize_linear<Bits>(row, c, p.offset, p.scale, out + c);
+        for (; c < c1; ++c)
+          simd::scalar::dequantize_linear<Bits>(row, c, p.offset, p.scale, out + c);
       }
     }
   }
@@ -269,10 +290,7 @@ struct codec_traits<linear<Bits, Granularity, Scale, Symmetry>> {
   using codec_type = linear<Bits, Granularity, Scale, Symmetry>;
   static constexpr int bits = Bits;
   static constexpr bool is_linear = true;
-  static constexpr index_t block_size = [] {
-    if constexpr (codec_type::grouped) return Granularity::size;
-    else return index_t{0};
-  }();
+  static constexpr index_t block_size = codec_type::fixed_group_size;
   static constexpr index_t bytes_per_block =
       block_size == 0 ? 0
                       : packed_bytes<Bits>(block_size) + index_t{sizeof(Scale)} +
