@@ -70,12 +70,10 @@ class linear {
     std::vector<std::uint8_t> zero_points;
 
     /// Columns sharing one scale within a row.
-    index_t group_size() const {
-      return grouped ? fixed_group_size : cols;
-    }
+    index_t group_size() const { return grouped ? fixed_group_size : cols; }
     index_t groups_per_row() const { return (cols + group_size() - 1) / group_size(); }
     index_t row_bytes() const { return packed_bytes<Bits>(cols); }
-    /// (row, group) -> index_t into scales and zero_points.
+    /// (row, group) -> index into scales and zero_points.
     index_t block_index(index_t row, index_t group) const {
       if constexpr (std::same_as<Granularity, per_tensor>) return 0;
       else return row * groups_per_row() + group;
@@ -89,16 +87,16 @@ class linear {
     }
 
     template <class Visitor>
-    void visit_arrays(Visitor&& visit) {
-      visit("codes", codes);
-      visit("scales", scales);
-      if constexpr (!symmetric) visit("zero_points", zero_points);
-    }
+    void visit_arrays(Visitor&& visit) { visit_arrays_of(*this, visit); }
     template <class Visitor>
-    void visit_arrays(Visitor&& visit) const {
-      visit("codes", codes);
-      visit("scales", scales);
-      if constexpr (!symmetric) visit("zero_points", zero_points);
+    void visit_arrays(Visitor&& visit) const { visit_arrays_of(*this, visit); }
+
+   private:
+    template <class Self, class Visitor>
+    static void visit_arrays_of(Self& self, Visitor& visit) {
+      visit("codes", self.codes);
+      visit("scales", self.scales);
+      if constexpr (!symmetric) visit("zero_points", self.zero_points);
     }
   };
 
