@@ -1,0 +1,105 @@
+// The integer-domain GEMV of linear codecs against an FP64 reference from the decoded weights.
+// (Its refusal of QINS is the compile-failure test compile_fail/integer_gemv_rejects_qins.cpp.)
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <qcodec/qcodec.hpp>
+#include <qcodec/ops/integer_gemv.hpp>
+
+#include "synthetic_weights.hpp"
+
+using namespace qcodec;
+using examples::synthetic_weights;
+using examples::weight_family;
+
+namespace {
+
+/// Checks y = x * Ŵᵀ against two FP64 references (header of ops/integer_gemv.hpp):
+///  - exact activations x: |y - x Ŵᵀ| <= s_x (1/2 + 2^-17) sum|ŵ| + 2^-22 (sum|x ŵ| + s_x sum|ŵ|),
+///    the activation rounding plus the FP32 roundings of ŵ and of y (2^-24 each, with the
+///    activation error folded into the second sum, and a factor 2 to spare);
+///  - the quantized activations x^ = s_x q: the integer part is exact, so only the FP32
+///    roundings remain, |y - x^ Ŵᵀ| <= 2^-22 sum|x^ ŵ|.
+void check_against_reference(const row_matrix& decoded, matrix_view x, matrix_view y) {
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(x.cols()));
+  index_t violations = 0;
+  for (index_t b = 0; b < x.rows(); ++b) {
+    const double x_scale = quantize_activation_row(
+        std::span<const float>(x.row(b).data(), static_cast<std::size_t>(x.cols())), codes);
+    for (index_t r = 0; r < decoded.rows(); ++r) {
+      double exact = 0, quantized = 0, weight_sum = 0, exact_sum = 0, quantized_sum = 0;
+      for (index_t c = 0; c < x.cols(); ++c) {
+        const double w = decoded(r, c), xc = x(b, c);
+        const double xq = x_scale * codes[static_cast<std::size_t>(c)];
+        exact += xc * w;
+        quantized += xq * w;
+        weight_sum += std::abs(w);
+        exact_sum += std::abs(xc * w);
+        quantized_sum += std::abs(xq * w);
+      }
+      const double exact_bound =
+          x_scale * (0.5 + 0x1p-17) * weight_sum + 0x1p-22 * (exact_sum + x_scale * weight_sum);
+      const bool ok = std::abs(y(b, r) - exact) <= exact_bound &&
+                      std::abs(y(b, r) - quantized) <= 0x1p-22 * quantized_sum;
+      if (!ok && violations++ < 5)
+        FAIL_CHECK("batch " << b << " row " << r << ": y=" << y(b, r) << " exact=" << exact
+                            << " (bound " << exact_bound << ") quantized=" << quantized);
+    }
+  }
+  CHECK(violations == 0);
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("integer gemv matches the FP64 reference within the activation step",
+                        "[integer_gemv]", linear_codecs) {
+  const auto [rows, cols] = GENERATE(table<index_t, index_t>({{1, 1}, {7, 33}, {64, 300}, {33, 257}}));
+  const index_t batch = GENERATE(1, 3);
+  const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed);
+  const row_matrix w = synthetic_weights(rows, cols, family, 5 + rows);
+  const row_matrix x = synthetic_weights(batch, cols, weight_family::outlier_columns, 9 + cols);
+  const auto encoded = TestType{}.encode(w);
+  CAPTURE(codec_traits<TestType>::name, rows, cols, batch, examples::family_name(family));
+  const row_matrix y = integer_gemv(encoded, x);
+  REQUIRE(y.rows() == batch);
+  REQUIRE(y.cols() == rows);
+  check_against_reference(encoded.decode(), x, y);
+}
+
+TEST_CASE("integer gemv sums long rows without int32 overflow", "[integer_gemv]") {
+  // A constant positive row under asymmetric INT8 has zero point 0 and codes 255; with
+  // activations all 1 (codes 127) one row's dot product is 70000 * 127 * 255 > 2^31.
+  const row_matrix w = row_matrix::Constant(2, 70000, 0.5f);
+  const row_matrix x = row_matrix::Ones(1, 70000);
+  const auto encoded = linear<8, per_row, float, symmetry::asymmetric>{}.encode(w);
+  const row_matrix y = integer_gemv(encoded, x);
+  CHECK(y(0, 0) > 0);
+  check_against_reference(encoded.decode(), x, y);
+}
+
+TEST_CASE("integer gemv: a zero activation row gives a zero output row", "[integer_gemv]") {
+  const row_matrix w = synthetic_weights(5, 40, weight_family::heavy_tailed, 4);
+  row_matrix x = synthetic_weights(2, 40, weight_family::gaussian, 6);
+  x.row(1).setZero();
+  const row_matrix y = integer_gemv(linear<4, per_group<32>>{}.encode(w), x);
+  CHECK((y.row(1).array() == 0.0f).all());
+  CHECK((y.row(0).array() != 0.0f).any());
+}
+
+TEST_CASE("integer gemv rejects mismatched shapes and non-finite activations", "[integer_gemv][errors]") {
+  const auto encoded = linear<8>{}.encode(synthetic_weights(4, 16, weight_family::gaussian, 1));
+  CHECK_THROWS_WITH(integer_gemv(encoded, row_matrix::Ones(2, 15)),
+                    Catch::Contains("15 columns") && Catch::Contains("16"));
+  row_matrix wrong_output(2, 5);
+  CHECK_THROWS_WITH(integer_gemv(encoded, row_matrix::Ones(2, 16), wrong_output),
+                    Catch::Contains("output is 2 x 5"));
+  row_matrix x = row_matrix::Ones(2, 16);
+  x(1, 9) = std::numeric_limits<float>::quiet_NaN();
+  row_matrix y = row_matrix::Constant(2, 4, 7.0f);
+  CHECK_THROWS_WITH(integer_gemv(encoded, x, y),
+                    Catch::Contains("activations") && Catch::Contains("row 1, col 9"));
+  CHECK((y.array() == 7.0f).all());
+}
