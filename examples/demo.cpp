@@ -15,6 +15,12 @@ double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
+void print_line(const std::string& name, double bpw, const qcodec::fidelity_report& r,
+                double encode_mb_s, double decode_mb_s) {
+  std::printf("%-26s %6.3f %10.3e %8.2f %11.3e %6td %10.0f %10.0f\n", name.c_str(), bpw, r.rel_err,
+              r.snr_db, r.max_abs_err, r.sign_flips, encode_mb_s, decode_mb_s);
+}
+
 template <class Codec>
 void print_row(const Codec& codec, const qcodec::row_matrix& w) {
   const double megabytes = static_cast<double>(w.size()) * sizeof(float) / 1e6;
@@ -27,9 +33,13 @@ void print_row(const Codec& codec, const qcodec::row_matrix& w) {
   const double decode_s = seconds_since(start);
   const qcodec::fidelity_report r = qcodec::measure_fidelity(w, decoded);
   const std::string name(qcodec::codec_traits<Codec>::name);
-  std::printf("%-22s %6.3f %10.3e %8.2f %11.3e %6td %10.0f %10.0f\n", name.c_str(), encoded.bpw(),
-              r.rel_err, r.snr_db, r.max_abs_err, r.sign_flips, megabytes / encode_s,
-              megabytes / decode_s);
+  print_line(name + (qcodec::is_outlier_split<Codec> ? " a=1" : ""), encoded.bpw(), r,
+             megabytes / encode_s, megabytes / decode_s);
+  if constexpr (qcodec::is_outlier_split<Codec>) {
+    // alpha = 0: the base stream alone (its bytes only), as the op runs it.
+    const qcodec::encoded_matrix<typename Codec::base_codec> base(encoded.storage().base);
+    print_line(name + " a=0", base.bpw(), qcodec::measure_fidelity(w, base.decode()), 0, 0);
+  }
 }
 
 }  // namespace
@@ -42,9 +52,12 @@ int main() {
   for (weight_family family : {weight_family::gaussian, weight_family::heavy_tailed,
                                weight_family::outlier_columns}) {
     const qcodec::row_matrix w = qcodec::examples::synthetic_weights(rows, cols, family, 42);
-    std::printf("\n== %s\n%-22s %6s %10s %8s %11s %6s %10s %10s\n",
+    std::printf("\n== %s\n%-26s %6s %10s %8s %11s %6s %10s %10s\n",
                 std::string(qcodec::examples::family_name(family)).c_str(), "codec", "bpw",
                 "rel_err", "SNR dB", "max_abs_err", "flips", "encode", "decode");
-    qcodec::for_each_codec<qcodec::linear_codecs>([&](auto codec) { print_row(codec, w); });
+    const auto print = [&](auto codec) { print_row(codec, w); };
+    qcodec::for_each_codec<qcodec::linear_codecs>(print);
+    qcodec::for_each_codec<qcodec::qins_codecs>(print);
+    qcodec::for_each_codec<qcodec::outlier_codecs>(print);
   }
 }

@@ -1,0 +1,154 @@
+#pragma once
+/// The ortho stream of the outlier split: a sparse rows x cols matrix of FP16 residuals in CSR.
+///
+/// Layout (all arrays empty when the stream holds no entry, so an empty stream costs 0 bytes):
+///  - row_offsets: rows + 1 entries; the entries of row r are [row_offsets[r], row_offsets[r+1]);
+///  - columns16 or columns32: the column of each entry, strictly increasing within a row; the
+///    narrowest type that holds cols - 1 is used (uint16 when cols <= 65536), the other is empty;
+///  - values: FP16 mantissas; entry e decodes to float(values[e]) * scale[0];
+///  - scale: one power of two chosen so that the largest |value| lands in [2^14, 2^15): every
+///    residual keeps FP16's 11-bit precision whatever its magnitude (no FP16 overflow on a
+///    huge-magnitude row), and multiplying by a power of two is exact in FP32.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qcodec/core/error.hpp"
+#include "qcodec/core/half.hpp"
+#include "qcodec/core/matrix.hpp"
+
+namespace qcodec {
+
+struct ortho_stream {
+  index_t rows = 0, cols = 0;
+  std::vector<std::uint32_t> row_offsets;
+  std::vector<std::uint16_t> columns16;
+  std::vector<std::uint32_t> columns32;
+  std::vector<half> values;
+  std::vector<float> scale;
+
+  /// Number of stored entries.
+  index_t nnz() const { return static_cast<index_t>(values.size()); }
+
+  /// True when column indices are stored as uint16.
+  static bool narrow_columns(index_t cols) { return cols <= 65536; }
+
+  /// Every stored byte.
+  std::size_t byte_size() const {
+    return row_offsets.size() * sizeof(std::uint32_t) + columns16.size() * sizeof(std::uint16_t) +
+           columns32.size() * sizeof(std::uint32_t) + values.size() * sizeof(half) +
+           scale.size() * sizeof(float);
+  }
+
+  /// Calls f(column, value) for each entry of row r, in increasing column order.
+  template <class F>
+  void for_each_in_row(index_t r, F&& f) const {
+    if (values.empty()) return;
+    const std::size_t first = row_offsets[static_cast<std::size_t>(r)];
+    const std::size_t last = row_offsets[static_cast<std::size_t>(r) + 1];
+    const float s = scale[0];
+    if (narrow_columns(cols)) {
+      for (std::size_t e = first; e < last; ++e)
+        f(static_cast<index_t>(columns16[e]), static_cast<float>(values[e]) * s);
+    } else {
+      for (std::size_t e = first; e < last; ++e)
+        f(static_cast<index_t>(columns32[e]), static_cast<float>(values[e]) * s);
+    }
+  }
+
+  /// Adds rows [first, last) of the stream to `out` (row-major, cols floats per row).
+  void add_rows(index_t first, index_t last, float* out) const {
+    for (index_t r = first; r < last; ++r, out += cols)
+      for_each_in_row(r, [&](index_t c, float v) { out[c] += v; });
+  }
+
+  /// Sum over the entries of row r of value * x[column], accumulated in order in FP32.
+  float dot_row(index_t r, const float* x) const {
+    float sum = 0;
+    for_each_in_row(r, [&](index_t c, float v) { sum += v * x[c]; });
+    return sum;
+  }
+
+  /// Throws qcodec::error naming `name` unless the arrays form a valid stream of rows x cols.
+  void validate(std::string_view name) const {
+    if (rows <= 0 || cols <= 0) detail::fail("tensor '", name, "': bad shape ", rows, " x ", cols);
+    const std::size_t n = values.size();
+    const bool narrow = narrow_columns(cols);
+    if (n == 0) {
+      if (!row_offsets.empty() || !columns16.empty() || !columns32.empty() || !scale.empty())
+        detail::fail("tensor '", name, "': an empty stream must store no arrays");
+      return;
+    }
+    if (row_offsets.size() != static_cast<std::size_t>(rows) + 1)
+      detail::fail("tensor '", name, "': row_offsets holds ", row_offsets.size(),
+                   " elements, expected ", rows + 1);
+    const std::size_t used = narrow ? columns16.size() : columns32.size();
+    const std::size_t unused = narrow ? columns32.size() : columns16.size();
+    if (used != n || unused != 0)
+      detail::fail("tensor '", name, "': column index arrays do not match ", n, " values (uint",
+                   narrow ? 16 : 32, " expected for ", cols, " columns)");
+    if (scale.size() != 1 || !(scale[0] > 0) || !std::isfinite(scale[0]) ||
+        std::ldexp(1.0f, std::ilogb(scale[0])) != scale[0])
+      detail::fail("tensor '", name, "': scale must be one finite power of two");
+    if (row_offsets.front() != 0 || row_offsets.back() != n)
+      detail::fail("tensor '", name, "': row_offsets must run from 0 to ", n);
+    for (index_t r = 0; r < rows; ++r) {
+      const std::size_t first = row_offsets[static_cast<std::size_t>(r)];
+      const std::size_t last = row_offsets[static_cast<std::size_t>(r) + 1];
+      if (last < first) detail::fail("tensor '", name, "': row_offsets decrease at row ", r);
+      const auto column = [&](std::size_t e) -> index_t {
+        return narrow ? index_t{columns16[e]} : index_t{columns32[e]};
+      };
+      for (std::size_t e = first; e < last; ++e) {
+        const index_t c = column(e), previous = e == first ? -1 : column(e - 1);
+        if (c >= cols || c <= previous)
+          detail::fail("tensor '", name, "': row ", r, ": column ", c,
+                       " out of range or not increasing");
+      }
+    }
+    for (std::size_t e = 0; e < n; ++e)
+      if (!std::isfinite(static_cast<float>(values[e])))
+        detail::fail("tensor '", name, "': value ", e, " is not finite");
+  }
+
+  template <class Visitor>
+  void visit_arrays(Visitor&& visit, std::string_view prefix = "ortho.") {
+    visit_all(*this, visit, prefix);
+  }
+  template <class Visitor>
+  void visit_arrays(Visitor&& visit, std::string_view prefix = "ortho.") const {
+    visit_all(*this, visit, prefix);
+  }
+
+ private:
+  template <class Self, class Visitor>
+  static void visit_all(Self& self, Visitor& visit, std::string_view prefix) {
+    const auto named = [&](std::string_view array, auto& values) {
+      const std::string full = std::string(prefix) + std::string(array);
+      visit(std::string_view(full), values);
+    };
+    named("row_offsets", self.row_offsets);
+    named("columns16", self.columns16);
+    named("columns32", self.columns32);
+    named("values", self.values);
+    named("scale", self.scale);
+  }
+};
+
+namespace detail {
+
+/// Power of two that puts `max_magnitude` in [2^14, 2^15) (1 for zero), kept a normal float.
+inline float ortho_scale_for(float max_magnitude) {
+  if (!(max_magnitude > 0)) return 1.0f;
+  const int exponent = std::ilogb(max_magnitude) - 14;
+  return std::ldexp(1.0f, std::max(exponent, std::numeric_limits<float>::min_exponent - 1));
+}
+
+}  // namespace detail
+}  // namespace qcodec

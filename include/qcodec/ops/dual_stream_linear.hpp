@@ -1,0 +1,224 @@
+#pragma once
+/// The dual-stream linear layer y = x · (B + alpha·O)ᵀ + bias on the CPU, for any codec.
+///
+/// B is the decoded base stream (the whole codec for codecs without an ortho stream), O the
+/// sparse ortho stream of an outlier_split codec. Codes are always decoded to FP32 first (codec
+/// at rest). Output rows are cut into tiles of a fixed height that depends only on the shape,
+/// never on the thread count; each tile is computed by one thread, with no reduction across
+/// threads, so the result is bit-identical for any number of threads. Per tile:
+///  - batch <= gemv_max_batch (fused decode-GEMV): the tile (a few rows, L1-sized) is decoded
+///    into the thread's workspace and each output is one FP32 dot product; the FP32 weight is
+///    never materialised;
+///  - larger batches (tiled decode-then-GEMM): a taller tile (sized to the L2 cache) is decoded
+///    and multiplied with Eigen's GEMM, run sequentially inside the tile loop;
+///  - then alpha · x · Oᵀ for the tile's rows (sparse, FP32, in column order) and the bias.
+/// With the opt-in cache, tiles are read from a decoded copy of B instead of decoding: same
+/// tiles, same arithmetic, same bits.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "qcodec/codecs/codec.hpp"
+#include "qcodec/codecs/ortho_stream.hpp"
+#include "qcodec/codecs/outlier_split.hpp"
+#include "qcodec/config.hpp"
+#include "qcodec/core/error.hpp"
+#include "qcodec/core/matrix.hpp"
+#include "qcodec/ops/aligned_buffer.hpp"
+
+#if QCODEC_USE_OPENMP
+#  include <omp.h>
+#endif
+
+namespace qcodec {
+
+namespace detail {
+
+template <class Codec>
+struct base_stream_of {
+  using type = Codec;
+};
+template <class Base>
+struct base_stream_of<outlier_split<Base>> {
+  using type = Base;
+};
+
+/// Threads the op uses: OpenMP's current maximum (omp_set_num_threads), else 1.
+inline int op_thread_count() {
+#if QCODEC_USE_OPENMP
+  return std::max(1, omp_get_max_threads());
+#else
+  return 1;
+#endif
+}
+
+inline int op_thread_index() {
+#if QCODEC_USE_OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+}  // namespace detail
+
+template <codec Codec>
+class dual_stream_linear {
+ public:
+  /// The codec of the dense stream B.
+  using base_codec = typename detail::base_stream_of<Codec>::type;
+
+  /// Largest batch the fused decode-GEMV serves by default; larger batches take the tiled
+  /// decode-then-GEMM. Measured on the development machine (bench/RESULTS.md, crossover).
+  static constexpr index_t default_gemv_max_batch = 4;
+  /// Bytes of one thread's decoded tile in the fused path (half of a 32 KiB L1d).
+  static constexpr index_t gemv_tile_bytes = 16 * 1024;
+  /// Bytes of one thread's decoded tile in the GEMM path (half of a 1 MiB L2).
+  static constexpr index_t gemm_tile_bytes = 512 * 1024;
+
+  /// Takes ownership of an encoded weight (out_features x in_features) and an optional bias
+  /// (empty, or out_features values).
+  explicit dual_stream_linear(encoded_matrix<Codec> weight, std::span<const float> bias = {})
+      : base_(split_base(weight)), ortho_(split_ortho(weight)) {
+    if (!bias.empty() && static_cast<index_t>(bias.size()) != out_features())
+      detail::fail("dual_stream_linear: bias holds ", bias.size(), " values, expected ",
+                   out_features());
+    for (std::size_t i = 0; i < bias.size(); ++i)
+      if (!std::isfinite(bias[i])) detail::fail("dual_stream_linear: bias ", i, " is not finite");
+    bias_.assign(bias.begin(), bias.end());
+    gemv_tile_rows_ = std::max<index_t>(1, gemv_tile_bytes / (4 * in_features()));
+    gemm_tile_rows_ = std::clamp<index_t>(gemm_tile_bytes / (4 * in_features()) / 16 * 16, 16, 512);
+    reserve_workspaces(detail::op_thread_count());
+  }
+
+  index_t in_features() const { return base_.cols(); }
+  index_t out_features() const { return base_.rows(); }
+
+  /// Weight of the ortho stream: 1 is full fidelity, 0 the base stream alone.
+  float alpha() const { return alpha_; }
+  /// Sets alpha (finite); takes effect at the next forward, without re-encoding.
+  void set_alpha(float alpha) {
+    if (!std::isfinite(alpha)) detail::fail("dual_stream_linear: alpha ", alpha, " is not finite");
+    alpha_ = alpha;
+  }
+
+  /// Keeps a decoded FP32 copy of B (4 bytes per weight) and reads tiles from it; same results.
+  void set_cache_decoded(bool enabled) {
+    if (enabled && cache_.size() == 0) cache_ = base_.decode();
+    if (!enabled) cache_ = row_matrix();
+  }
+  bool cache_decoded() const { return cache_.size() != 0; }
+
+  /// Largest batch served by the fused decode-GEMV (0 sends every batch to the GEMM path).
+  index_t gemv_max_batch() const { return gemv_max_batch_; }
+  void set_gemv_max_batch(index_t batch) { gemv_max_batch_ = std::max<index_t>(0, batch); }
+
+  const encoded_matrix<base_codec>& base() const { return base_; }
+  /// The ortho stream (empty for codecs without one).
+  const ortho_stream& ortho() const { return ortho_; }
+  const std::vector<float>& bias() const { return bias_; }
+
+  /// Writes y = x · (B + alpha·O)ᵀ + bias: x is batch x in_features, y batch x out_features.
+  /// Throws qcodec::error, leaving y untouched, when the shapes do not fit. Not reentrant on
+  /// one object (it reuses its workspace).
+  void forward(matrix_view x, matrix_ref y) {
+    if (x.cols() != in_features() || y.rows() != x.rows() || y.cols() != out_features())
+      detail::fail("dual_stream_linear: forward of x ", x.rows(), " x ", x.cols(), " into y ",
+                   y.rows(), " x ", y.cols(), " does not fit weight ", out_features(), " x ",
+                   in_features());
+    const index_t batch = x.rows();
+    if (batch == 0) return;
+    const bool fused = batch <= gemv_max_batch_;
+    const index_t tile_rows = fused ? gemv_tile_rows_ : gemm_tile_rows_;
+    const index_t tiles = (out_features() + tile_rows - 1) / tile_rows;
+    // Every available thread joins, even when tiles < threads: inside a team of two or more,
+    // Eigen runs each tile's GEMM sequentially, so its blocking never depends on the count.
+    const int threads = detail::op_thread_count();
+    reserve_workspaces(threads);
+#if QCODEC_USE_OPENMP
+#  pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+    for (index_t tile = 0; tile < tiles; ++tile) {
+      const index_t first = tile * tile_rows;
+      const index_t last = std::min(out_features(), first + tile_rows);
+      const float* w = tile_weights(first, last, workspaces_[detail::op_thread_index()].data());
+      if (fused) dense_fused(x, y, first, last, w);
+      else dense_gemm(x, y, first, last, w);
+      finish_rows(x, y, first, last);
+    }
+  }
+
+ private:
+  static encoded_matrix<base_codec> split_base(const encoded_matrix<Codec>& weight) {
+    if constexpr (is_outlier_split<Codec>) return encoded_matrix<base_codec>(weight.storage().base);
+    else return weight;
+  }
+  static ortho_stream split_ortho(const encoded_matrix<Codec>& weight) {
+    if constexpr (is_outlier_split<Codec>) return weight.storage().ortho;
+    else {
+      ortho_stream empty;
+      empty.rows = weight.rows();
+      empty.cols = weight.cols();
+      return empty;
+    }
+  }
+
+  void reserve_workspaces(int threads) {
+    if (static_cast<int>(workspaces_.size()) < threads) workspaces_.resize(static_cast<std::size_t>(threads));
+    const index_t rows = std::min(out_features(), std::max(gemv_tile_rows_, gemm_tile_rows_));
+    for (auto& buffer : workspaces_) buffer.reserve(static_cast<std::size_t>(rows * in_features()));
+  }
+
+  /// Rows [first, last) of B, row-major: from the cache, or decoded into `workspace`.
+  const float* tile_weights(index_t first, index_t last, float* workspace) const {
+    if (cache_decoded()) return cache_.data() + first * in_features();
+    base_codec::decode_rows(base_.storage(), first, last, workspace);
+    return workspace;
+  }
+
+  void dense_fused(const matrix_view& x, matrix_ref& y, index_t first, index_t last,
+                   const float* w) const {
+    const index_t k = in_features();
+    for (index_t r = first; r < last; ++r) {
+      const Eigen::Map<const Eigen::VectorXf> row(w + (r - first) * k, k);
+      for (index_t b = 0; b < x.rows(); ++b)
+        y(b, r) = row.dot(Eigen::Map<const Eigen::VectorXf>(x.row(b).data(), k));
+    }
+  }
+
+  void dense_gemm(const matrix_view& x, matrix_ref& y, index_t first, index_t last,
+                  const float* w) const {
+    const Eigen::Map<const row_matrix> tile(w, last - first, in_features());
+    y.middleCols(first, last - first).noalias() = x * tile.transpose();
+  }
+
+  /// Adds alpha · x · Oᵀ and the bias to the output columns [first, last).
+  void finish_rows(const matrix_view& x, matrix_ref& y, index_t first, index_t last) const {
+    const bool sparse = alpha_ != 0 && ortho_.nnz() > 0;
+    if (!sparse && bias_.empty()) return;
+    for (index_t b = 0; b < x.rows(); ++b)
+      for (index_t r = first; r < last; ++r) {
+        float value = y(b, r);
+        if (sparse) value += alpha_ * ortho_.dot_row(r, x.row(b).data());
+        if (!bias_.empty()) value += bias_[static_cast<std::size_t>(r)];
+        y(b, r) = value;
+      }
+  }
+
+  encoded_matrix<base_codec> base_;
+  ortho_stream ortho_;
+  std::vector<float> bias_;
+  float alpha_ = 1;
+  row_matrix cache_;
+  index_t gemv_max_batch_ = default_gemv_max_batch;
+  index_t gemv_tile_rows_ = 1, gemm_tile_rows_ = 16;
+  std::vector<detail::aligned_buffer> workspaces_;
+};
+
+}  // namespace qcodec
