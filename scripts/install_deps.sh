@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages qcodec's build, tests and benchmarks need, if any is missing.
 set -euo pipefail
-packages=(cmake make g++ libeigen3-dev catch2 libbenchmark-dev nlohmann-json3-dev python3 python3-venv)
+packages=(cmake make g++ libeigen3-dev catch2 libbenchmark-dev nlohmann-json3-dev python3 python3-venv
+  clang libclang-rt-14-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

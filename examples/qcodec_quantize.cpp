@@ -1,0 +1,249 @@
+// qcodec-quantize: quantizes the weight matrices of a safetensors model file with one codec
+// and writes a safetensors file holding the encoded matrices and every other tensor as is.
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <qcodec/codecs/codec_list.hpp>
+#include <qcodec/core/fidelity.hpp>
+#include <qcodec/io/encoded_tensors.hpp>
+
+namespace {
+
+using namespace qcodec;
+
+/// Weights that stay in floating point unless --no-default-skips: embeddings and the output
+/// head (their rows are looked up or feed the logits directly, where errors show most),
+/// normalisation weights and biases (tiny, and sensitive). Tensors of rank other than 2 and
+/// non-float tensors are always kept.
+constexpr std::string_view default_skips[] = {"embed", "wte", "wpe", "lm_head", "norm", "ln_",
+                                              "\\.bias$"};
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: qcodec-quantize INPUT.safetensors OUTPUT.safetensors [options]\n"
+               "  --codec NAME        codec (default int8), e.g. int8, int4-g128, qins8,\n"
+               "                      int4-g128+outliers; --list-codecs prints them all\n"
+               "  --skip REGEX        also keep tensors whose name matches REGEX (repeatable)\n"
+               "  --no-default-skips  quantize embeddings, lm_head, norms and biases too\n"
+               "  --verify            reload the output, decode and compare with the input\n"
+               "  --quiet             no progress bar\n"
+               "  --list-codecs       print the codec names and exit\n");
+}
+
+/// The library's name of a codec given on the command line ("X+outliers" = "outliers+X").
+std::string canonical_codec_name(std::string name) {
+  constexpr std::string_view suffix = "+outliers";
+  if (name.size() > suffix.size() && name.ends_with(suffix))
+    name = std::string("outliers+").append(name, 0, name.size() - suffix.size());
+  return name;
+}
+
+bool known_codec(std::string_view name) {
+  bool found = false;
+  for_each_codec<all_codecs>([&]<class C>(C) { found = found || codec_traits<C>::name == name; });
+  return found;
+}
+
+struct options {
+  std::string input, output, codec = "int8";
+  std::vector<std::regex> skips;
+  bool verify = false, quiet = false;
+};
+
+std::optional<options> parse_arguments(int argc, char** argv) {
+  options o;
+  bool default_skips_on = true;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const auto value = [&]() -> std::optional<std::string> {
+      if (i + 1 >= argc) return std::nullopt;
+      return std::string(argv[++i]);
+    };
+    if (arg == "--codec" || arg == "--skip") {
+      const auto v = value();
+      if (!v) {
+        std::fprintf(stderr, "qcodec-quantize: %s needs a value\n", argv[i]);
+        return std::nullopt;
+      }
+      if (arg == "--codec") {
+        o.codec = canonical_codec_name(*v);
+      } else {
+        try {
+          o.skips.emplace_back(*v);
+        } catch (const std::regex_error&) {
+          std::fprintf(stderr, "qcodec-quantize: bad --skip pattern '%s'\n", v->c_str());
+          return std::nullopt;
+        }
+      }
+    } else if (arg == "--no-default-skips") {
+      default_skips_on = false;
+    } else if (arg == "--verify") {
+      o.verify = true;
+    } else if (arg == "--quiet") {
+      o.quiet = true;
+    } else if (arg.starts_with("-")) {
+      std::fprintf(stderr, "qcodec-quantize: unknown option '%s'\n", argv[i]);
+      return std::nullopt;
+    } else {
+      positional.emplace_back(arg);
+    }
+  }
+  if (positional.size() != 2) {
+    std::fprintf(stderr, "qcodec-quantize: expected INPUT and OUTPUT files\n");
+    return std::nullopt;
+  }
+  if (!known_codec(o.codec)) {
+    std::fprintf(stderr, "qcodec-quantize: unknown codec '%s' (--list-codecs prints them)\n",
+                 o.codec.c_str());
+    return std::nullopt;
+  }
+  o.input = positional[0];
+  o.output = positional[1];
+  if (default_skips_on)
+    for (std::string_view pattern : default_skips) o.skips.emplace_back(std::string(pattern));
+  return o;
+}
+
+/// Why a tensor stays as it is, or nothing when it is quantized.
+std::optional<std::string> keep_reason(const io::tensor_info& t, const options& o) {
+  if (t.dtype != io::dtype::f32 && t.dtype != io::dtype::f16 && t.dtype != io::dtype::bf16)
+    return "dtype " + std::string(io::dtype_name(t.dtype));
+  if (t.shape.size() != 2) return "rank " + std::to_string(t.shape.size());
+  if (t.shape[0] == 0 || t.shape[1] == 0) return "empty";
+  for (const std::regex& pattern : o.skips)
+    if (std::regex_search(t.name, pattern)) return "skip pattern";
+  return std::nullopt;
+}
+
+std::string shape_text(const std::vector<std::uint64_t>& shape) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.append(std::to_string(shape[i]));
+  }
+  return out + "]";
+}
+
+void progress(std::size_t done, std::size_t total, std::string_view name) {
+  constexpr int width = 30;
+  const int filled = total ? static_cast<int>(width * done / total) : width;
+  std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu %-40.40s", filled, "##############################",
+               width - filled, "", done, total, std::string(name).c_str());
+  if (done == total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+int run(const options& o) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto input = io::safetensors_file::open(o.input);
+  if (!io::encoded_tensors(input).empty())
+    detail::fail(o.input, ": already holds qcodec-encoded tensors");
+  io::safetensors_writer writer;
+  for (const auto& [key, value] : input.metadata()) writer.set_metadata(key, value);
+  writer.set_metadata("qcodec.quantized_with", o.codec);
+
+  std::printf("%-48s %-14s %-7s %8s %10s %8s\n", "tensor", "shape", "dtype", "bpw", "rel_err",
+              "SNR dB");
+  std::size_t quantized = 0, kept = 0;
+  std::map<std::string, double> reported_rel_err;
+  const auto& tensors = input.tensors();
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const io::tensor_info& t = tensors[i];
+    if (!o.quiet) progress(i, tensors.size(), t.name);
+    if (const auto reason = keep_reason(t, o)) {
+      writer.add_tensor_view(t.name, t.dtype, t.shape, t.bytes);
+      std::printf("%-48s %-14s %-7s %8.3f %10s %8s  kept (%s)\n", t.name.c_str(),
+                  shape_text(t.shape).c_str(), std::string(io::dtype_name(t.dtype)).c_str(),
+                  8.0 * static_cast<double>(io::dtype_size(t.dtype)), "-", "-", reason->c_str());
+      ++kept;
+      continue;
+    }
+    const row_matrix w = input.read_matrix(t.name);
+    for_each_codec<all_codecs>([&]<class C>(C codec) {
+      if (codec_traits<C>::name != o.codec) return;
+      const auto encoded = codec.encode(w, t.name);
+      const fidelity_report report = measure_fidelity(w, encoded.decode());
+      std::printf("%-48s %-14s %-7s %8.3f %10.3e %8.2f\n", t.name.c_str(),
+                  shape_text(t.shape).c_str(), std::string(io::dtype_name(t.dtype)).c_str(),
+                  encoded.bpw(), report.rel_err, report.snr_db);
+      io::add_encoded(writer, t.name, encoded);
+      reported_rel_err[t.name] = report.rel_err;
+    });
+    ++quantized;
+  }
+  if (!o.quiet) progress(tensors.size(), tensors.size(), "writing " + o.output);
+  writer.write(o.output);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto before = std::filesystem::file_size(o.input), after = std::filesystem::file_size(o.output);
+  std::printf("\n%zu tensors quantized with %s, %zu kept; %ju -> %ju bytes (ratio %.2fx) in %.2f s\n",
+              quantized, o.codec.c_str(), kept, static_cast<std::uintmax_t>(before),
+              static_cast<std::uintmax_t>(after),
+              static_cast<double>(before) / static_cast<double>(after), seconds);
+
+  if (o.verify) {
+    // Reload the written file: every encoded tensor passes validation and decodes to exactly
+    // what was reported (the same rel_err to the last bit), every kept tensor is
+    // byte-identical.
+    const auto output = io::safetensors_file::open(o.output);
+    std::size_t checked = 0, bad = 0;
+    for (const io::tensor_info& t : tensors) {
+      if (const io::tensor_info* copy = output.find(t.name)) {
+        const bool same = copy->dtype == t.dtype && copy->shape == t.shape &&
+                          std::equal(copy->bytes.begin(), copy->bytes.end(), t.bytes.begin(), t.bytes.end());
+        if (!same) std::printf("verify: kept tensor '%s' differs\n", t.name.c_str()), ++bad;
+      } else {
+        const fidelity_report report =
+            measure_fidelity(input.read_matrix(t.name), io::decode_tensor(output, t.name));
+        if (report.rel_err != reported_rel_err.at(t.name))
+          std::printf("verify: '%s' decodes from the file with rel_err %.6e, reported %.6e\n",
+                      t.name.c_str(), report.rel_err, reported_rel_err.at(t.name)), ++bad;
+      }
+      ++checked;
+    }
+    std::printf("verify: %zu tensors checked, %zu bad\n", checked, bad);
+    if (bad) return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      return 0;
+    }
+    if (arg == "--list-codecs") {
+      for_each_codec<all_codecs>([]<class C>(C) {
+        std::printf("%s\n", std::string(codec_traits<C>::name).c_str());
+      });
+      return 0;
+    }
+  }
+  const auto o = parse_arguments(argc, argv);
+  if (!o) {
+    usage(stderr);
+    return 2;
+  }
+  try {
+    return run(*o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\n%s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,83 @@
+#pragma once
+/// Atomic file replacement (POSIX): write a temporary file in the target's directory, fsync,
+/// rename over the target, fsync the directory. On any failure the temporary file is removed
+/// and an existing target is left untouched.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <span>
+#include <string>
+
+#include "qcodec/core/error.hpp"
+
+namespace qcodec::io {
+
+/// Sink handed to the producer of an atomically written file.
+class file_sink {
+ public:
+  file_sink(int fd, std::string label) : fd_(fd), label_(std::move(label)) {}
+
+  /// Appends `bytes`; throws qcodec::error on a write error (disk full, I/O error).
+  void write(std::span<const std::byte> bytes) {
+    const std::byte* data = bytes.data();
+    std::size_t left = bytes.size();
+    while (left > 0) {
+      const ::ssize_t written = ::write(fd_, data, left);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0) qcodec::detail::fail(label_, ": write failed: ", std::strerror(errno));
+      data += written;
+      left -= static_cast<std::size_t>(written);
+    }
+  }
+
+ private:
+  int fd_;
+  std::string label_;
+};
+
+/// Writes `path` atomically: `produce(file_sink&)` writes the content to a temporary file
+/// that replaces `path` only once complete and synced. If `produce` throws, or any step
+/// fails, `path` is untouched, no temporary file is left, and the exception propagates.
+template <class Producer>
+void write_file_atomically(const std::filesystem::path& path, Producer&& produce) {
+  const std::filesystem::path directory =
+      path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  std::string temp_name = ".";
+  temp_name.append(path.filename().string()).append(".tmp-XXXXXX");
+  std::string temp = (directory / temp_name).string();
+  const int fd = ::mkstemp(temp.data());
+  if (fd < 0) qcodec::detail::fail(path.string(), ": cannot create a temporary file in '",
+                           directory.string(), "': ", std::strerror(errno));
+  bool open = true;
+  try {
+    ::fchmod(fd, 0644);
+    file_sink sink(fd, path.string());
+    produce(sink);
+    if (::fsync(fd) != 0) qcodec::detail::fail(path.string(), ": fsync failed: ", std::strerror(errno));
+    open = false;
+    if (::close(fd) != 0) qcodec::detail::fail(path.string(), ": close failed: ", std::strerror(errno));
+    if (::rename(temp.c_str(), path.c_str()) != 0)
+      qcodec::detail::fail(path.string(), ": cannot rename the temporary file into place: ",
+                   std::strerror(errno));
+  } catch (...) {
+    if (open) ::close(fd);
+    ::unlink(temp.c_str());
+    throw;
+  }
+  // The rename is durable once the directory entry is synced; failing that, the file is
+  // complete either way, so it is not an error.
+  const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+}  // namespace qcodec::io

@@ -1,0 +1,393 @@
+#pragma once
+/// Reading and writing safetensors files (https://github.com/huggingface/safetensors).
+///
+/// Opt-in: this header needs nlohmann/json (Debian nlohmann-json3-dev), which the rest of
+/// qcodec does not. Layout (docs/safetensors_layout.md): an unsigned little-endian 64-bit
+/// header length N, N bytes of a UTF-8 JSON object, then the data section. Each header entry
+/// other than "__metadata__" is {"dtype", "shape", "data_offsets": [begin, end]} with offsets
+/// relative to the data section. The reader enforces the format's invariants before any
+/// tensor is touched: the header lies inside the file, every tensor's byte count equals
+/// shape product x dtype size, and the tensors tile the data section exactly (no overlap,
+/// no gap, no trailing bytes), so no later access can leave the file.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "qcodec/core/error.hpp"
+#include "qcodec/core/half.hpp"
+#include "qcodec/core/matrix.hpp"
+#include "qcodec/io/atomic_file.hpp"
+#include "qcodec/io/dtype.hpp"
+#include "qcodec/io/mapped_file.hpp"
+
+namespace qcodec::io {
+
+/// Largest header the reader accepts (the reference implementation's limit).
+inline constexpr std::uint64_t max_header_bytes = 100u << 20;
+/// Deepest JSON nesting the reader accepts; a valid header needs 3.
+inline constexpr int max_header_depth = 16;
+
+namespace detail {
+
+/// Rejects JSON nesting deeper than max_header_depth before a JSON parser sees the text.
+inline void check_json_depth(std::string_view text, std::string_view label) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char ch : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (ch == '\\') escaped = true;
+      else if (ch == '"') in_string = false;
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '{' || ch == '[') {
+      if (++depth > max_header_depth)
+        qcodec::detail::fail(label, ": JSON nests deeper than ", max_header_depth, " levels");
+    } else if (ch == '}' || ch == ']') {
+      --depth;
+    }
+  }
+}
+
+}  // namespace detail
+
+/// One tensor of a safetensors file.
+struct tensor_info {
+  std::string name;
+  io::dtype dtype = dtype::u8;
+  std::vector<std::uint64_t> shape;
+  std::span<const std::byte> bytes;  ///< the tensor's data, inside the file
+
+  /// Number of elements (product of the shape; 1 for a scalar).
+  std::uint64_t element_count() const { return bytes.size() / dtype_size(dtype); }
+};
+
+/// A parsed safetensors file: its tensors (in data order) and its metadata.
+class safetensors_file {
+ public:
+  /// Memory-maps and parses `path`; throws qcodec::error naming the file and the problem.
+  static safetensors_file open(const std::filesystem::path& path) {
+    mapped_file mapping(path);
+    const auto bytes = mapping.bytes();
+    safetensors_file file(bytes, path.string());
+    file.mapping_ = std::move(mapping);
+    return file;
+  }
+
+  /// Parses a file image in memory; `bytes` must outlive the result. `label` names it in errors.
+  safetensors_file(std::span<const std::byte> bytes, std::string label)
+      : label_(std::move(label)) {
+    parse(bytes);
+  }
+
+  /// The file name (or label) used in error messages.
+  const std::string& label() const { return label_; }
+  /// Every tensor, in the order of its data.
+  const std::vector<tensor_info>& tensors() const { return tensors_; }
+  /// The "__metadata__" string map (empty when absent).
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+  /// The tensor named `name`, or nullptr.
+  const tensor_info* find(std::string_view name) const {
+    const auto it = index_.find(name);
+    return it == index_.end() ? nullptr : &tensors_[it->second];
+  }
+
+  /// The tensor named `name`; throws qcodec::error when it is missing.
+  const tensor_info& tensor(std::string_view name) const {
+    if (const tensor_info* t = find(name)) return *t;
+    qcodec::detail::fail(label_, ": no tensor '", name, "'");
+  }
+
+  /// Reads an F32, F16 or BF16 tensor of rank 0, 1 (one row) or 2 as an FP32 matrix.
+  row_matrix read_matrix(std::string_view name) const {
+    const tensor_info& t = tensor(name);
+    if (t.dtype != dtype::f32 && t.dtype != dtype::f16 && t.dtype != dtype::bf16)
+      qcodec::detail::fail(label_, ": tensor '", name, "': dtype ", dtype_name(t.dtype),
+                   " is not F32, F16 or BF16");
+    if (t.shape.size() > 2)
+      qcodec::detail::fail(label_, ": tensor '", name, "': rank ", t.shape.size(),
+                   " is not a matrix (rank 0, 1 or 2)");
+    const auto rows = static_cast<index_t>(t.shape.size() == 2 ? t.shape[0] : 1);
+    const auto cols = static_cast<index_t>(t.shape.empty() ? 1 : t.shape.back());
+    row_matrix out(rows, cols);
+    convert_to_float(t.dtype, t.bytes, out.data());
+    return out;
+  }
+
+  /// Converts `bytes` of F32/F16/BF16 elements to floats at `out`.
+  static void convert_to_float(io::dtype type, std::span<const std::byte> bytes, float* out) {
+    const std::size_t count = bytes.size() / dtype_size(type);
+    const std::byte* in = bytes.data();
+    for (std::size_t i = 0; i < count; ++i) {
+      if (type == dtype::f32) {
+        std::memcpy(out + i, in + 4 * i, 4);
+      } else {
+        std::uint16_t bits;
+        std::memcpy(&bits, in + 2 * i, 2);
+        if (type == dtype::f16) {
+          out[i] = static_cast<float>(Eigen::numext::bit_cast<half>(bits));
+        } else {  // BF16: the upper half of an FP32
+          const std::uint32_t wide = std::uint32_t{bits} << 16;
+          std::memcpy(out + i, &wide, 4);
+        }
+      }
+    }
+  }
+
+ private:
+  [[noreturn]] void fail_tensor(std::string_view name, std::string_view problem) const {
+    qcodec::detail::fail(label_, ": tensor '", name, "': ", problem);
+  }
+
+  void parse(std::span<const std::byte> bytes) {
+    if (bytes.size() < 8)
+      qcodec::detail::fail(label_, ": truncated file (", bytes.size(),
+                   " bytes, the 8-byte header length is missing)");
+    std::uint64_t header_bytes = 0;
+    std::memcpy(&header_bytes, bytes.data(), 8);
+    if (header_bytes > bytes.size() - 8)
+      qcodec::detail::fail(label_, ": header length ", header_bytes, " runs past the end of the file (",
+                   bytes.size(), " bytes)");
+    if (header_bytes > max_header_bytes)
+      qcodec::detail::fail(label_, ": header length ", header_bytes, " exceeds the limit of ",
+                   max_header_bytes, " bytes");
+    const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8,
+                                static_cast<std::size_t>(header_bytes));
+    if (text.empty() || text.front() != '{')
+      qcodec::detail::fail(label_, ": header is not a JSON object (it must start with '{')");
+    detail::check_json_depth(text, label_);
+    const nlohmann::json header = nlohmann::json::parse(text, nullptr, false);
+    if (header.is_discarded() || !header.is_object())
+      qcodec::detail::fail(label_, ": header is not valid JSON");
+    const std::span<const std::byte> data = bytes.subspan(8 + static_cast<std::size_t>(header_bytes));
+
+    struct placed {
+      std::uint64_t begin, end;
+      std::size_t index;
+    };
+    std::vector<placed> placement;
+    for (const auto& [name, entry] : header.items()) {
+      if (name == "__metadata__") {
+        if (!entry.is_object()) qcodec::detail::fail(label_, ": __metadata__ is not a JSON object");
+        for (const auto& [key, value] : entry.items()) {
+          if (!value.is_string())
+            qcodec::detail::fail(label_, ": __metadata__ value of '", key, "' is not a string");
+          metadata_.emplace(key, value.get<std::string>());
+        }
+        continue;
+      }
+      if (!entry.is_object()) fail_tensor(name, "entry is not a JSON object");
+      const auto dtype_it = entry.find("dtype");
+      const auto shape_it = entry.find("shape");
+      const auto offsets_it = entry.find("data_offsets");
+      if (dtype_it == entry.end() || !dtype_it->is_string())
+        fail_tensor(name, "missing or non-string \"dtype\"");
+      if (shape_it == entry.end() || !shape_it->is_array())
+        fail_tensor(name, "missing or non-array \"shape\"");
+      if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
+          !(*offsets_it)[0].is_number_unsigned() || !(*offsets_it)[1].is_number_unsigned())
+        fail_tensor(name, "\"data_offsets\" is not two non-negative integers");
+      tensor_info t;
+      t.name = name;
+      const auto type = parse_dtype(dtype_it->get<std::string>());
+      if (!type) fail_tensor(name, "unsupported dtype \"" + dtype_it->get<std::string>() + "\"");
+      t.dtype = *type;
+      // Element count, refusing overflow: a declared size can never exceed the file anyway.
+      std::uint64_t count = 1;
+      for (const auto& extent : *shape_it) {
+        if (!extent.is_number_unsigned()) fail_tensor(name, "shape holds a non-integer or negative extent");
+        const auto value = extent.get<std::uint64_t>();
+        t.shape.push_back(value);
+        if (value != 0 && count > std::numeric_limits<std::uint64_t>::max() / value)
+          fail_tensor(name, "declared shape overflows 64 bits");
+        count *= value;
+      }
+      const auto begin = (*offsets_it)[0].get<std::uint64_t>();
+      const auto end = (*offsets_it)[1].get<std::uint64_t>();
+      if (begin > end) fail_tensor(name, "data_offsets begin after they end");
+      if (end > data.size())
+        fail_tensor(name, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                              ") run past the data section (" + std::to_string(data.size()) +
+                              " bytes)");
+      const std::size_t element = dtype_size(t.dtype);
+      if (count > std::numeric_limits<std::uint64_t>::max() / element || count * element != end - begin)
+        fail_tensor(name, "shape and dtype need " +
+                              (count > std::numeric_limits<std::uint64_t>::max() / element
+                                   ? std::string("more than 2^64")
+                                   : std::to_string(count * element)) +
+                              " bytes but data_offsets hold " + std::to_string(end - begin));
+      t.bytes = data.subspan(static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin));
+      placement.push_back({begin, end, tensors_.size()});
+      tensors_.push_back(std::move(t));
+    }
+    // The tensors must tile the data section: sorted by offset, each starts where the
+    // previous one ended, and the last ends at the end of the file.
+    std::sort(placement.begin(), placement.end(), [](const placed& a, const placed& b) {
+      return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    });
+    std::uint64_t cursor = 0;
+    std::string previous;
+    for (const placed& p : placement) {
+      const std::string& name = tensors_[p.index].name;
+      if (p.begin < cursor) fail_tensor(name, "data overlaps tensor '" + previous + "'");
+      if (p.begin > cursor)
+        fail_tensor(name, "data starts at " + std::to_string(p.begin) + ", leaving a gap after " +
+                              std::to_string(cursor));
+      cursor = p.end;
+      previous = name;
+    }
+    if (cursor != data.size())
+      qcodec::detail::fail(label_, ": ", data.size() - cursor, " bytes after the last tensor's data");
+    std::vector<tensor_info> ordered;
+    ordered.reserve(tensors_.size());
+    for (const placed& p : placement) ordered.push_back(std::move(tensors_[p.index]));
+    tensors_ = std::move(ordered);
+    for (std::size_t i = 0; i < tensors_.size(); ++i) index_.emplace(tensors_[i].name, i);
+  }
+
+  mapped_file mapping_;
+  std::string label_;
+  std::vector<tensor_info> tensors_;
+  std::map<std::string, std::size_t, std::less<>> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+/// Collects tensors and metadata, then writes a safetensors file atomically.
+class safetensors_writer {
+ public:
+  /// Adds a tensor whose bytes the writer copies.
+  void add_tensor(std::string name, io::dtype type, std::vector<std::uint64_t> shape,
+                  std::span<const std::byte> bytes) {
+    entry& e = add_entry(std::move(name), type, std::move(shape), bytes.size());
+    e.owned.assign(bytes.begin(), bytes.end());
+  }
+
+  /// Adds a tensor whose bytes stay with the caller (e.g. in a mapped input file) and must
+  /// stay valid until write() returns.
+  void add_tensor_view(std::string name, io::dtype type, std::vector<std::uint64_t> shape,
+                       std::span<const std::byte> bytes) {
+    entry& e = add_entry(std::move(name), type, std::move(shape), bytes.size());
+    e.borrowed = bytes;
+    e.is_borrowed = true;
+  }
+
+  /// Adds a 1-D tensor holding `values`.
+  template <has_dtype T>
+  void add_array(std::string name, std::span<const T> values) {
+    add_tensor(std::move(name), dtype_of<T>(), {values.size()}, std::as_bytes(values));
+  }
+
+  /// Adds an FP32 matrix as a rows x cols tensor of F32, F16 or BF16 (rounded to nearest even).
+  void add_matrix(std::string name, matrix_view w, io::dtype type = dtype::f32) {
+    const std::size_t count = static_cast<std::size_t>(w.rows() * w.cols());
+    if (type != dtype::f32 && type != dtype::f16 && type != dtype::bf16)
+      qcodec::detail::fail("tensor '", name, "': a matrix is stored as F32, F16 or BF16, not ",
+                   dtype_name(type));
+    entry& e = add_entry(std::move(name), type,
+                         {static_cast<std::uint64_t>(w.rows()), static_cast<std::uint64_t>(w.cols())},
+                         count * dtype_size(type));
+    e.owned.resize(count * dtype_size(type));
+    for (index_t r = 0; r < w.rows(); ++r)
+      for (index_t c = 0; c < w.cols(); ++c) {
+        std::byte* out = e.owned.data() + static_cast<std::size_t>(r * w.cols() + c) * dtype_size(type);
+        const float value = w(r, c);
+        if (type == dtype::f32) {
+          std::memcpy(out, &value, 4);
+        } else if (type == dtype::f16) {
+          const auto bits = Eigen::numext::bit_cast<std::uint16_t>(static_cast<half>(value));
+          std::memcpy(out, &bits, 2);
+        } else {
+          const auto bits = Eigen::numext::bit_cast<std::uint16_t>(static_cast<Eigen::bfloat16>(value));
+          std::memcpy(out, &bits, 2);
+        }
+      }
+  }
+
+  /// Sets a "__metadata__" entry.
+  void set_metadata(std::string key, std::string value) { metadata_[std::move(key)] = std::move(value); }
+
+  /// True when a tensor named `name` was added.
+  bool contains(std::string_view name) const { return names_.find(name) != names_.end(); }
+
+  /// Bytes write() will produce.
+  std::size_t file_size() const { return 8 + header_text().size() + data_size(); }
+
+  /// Writes the file atomically (temporary file, fsync, rename): on failure `path` is untouched.
+  void write(const std::filesystem::path& path) const {
+    const std::string header = header_text();
+    write_file_atomically(path, [&](file_sink& sink) {
+      const std::uint64_t length = header.size();
+      sink.write(std::as_bytes(std::span(&length, 1)));
+      sink.write(std::as_bytes(std::span(header)));
+      for (const entry& e : entries_) sink.write(e.bytes());
+    });
+  }
+
+ private:
+  struct entry {
+    std::string name;
+    io::dtype type;
+    std::vector<std::uint64_t> shape;
+    std::vector<std::byte> owned;
+    std::span<const std::byte> borrowed;
+    bool is_borrowed = false;
+    std::span<const std::byte> bytes() const { return is_borrowed ? borrowed : std::span(owned); }
+  };
+
+  entry& add_entry(std::string name, io::dtype type, std::vector<std::uint64_t> shape,
+                   std::size_t byte_count) {
+    if (name.empty() || name == "__metadata__")
+      qcodec::detail::fail("safetensors_writer: invalid tensor name '", name, "'");
+    if (contains(name)) qcodec::detail::fail("safetensors_writer: tensor '", name, "' added twice");
+    std::uint64_t count = 1;
+    for (std::uint64_t extent : shape) count *= extent;
+    if (count * dtype_size(type) != byte_count)
+      qcodec::detail::fail("tensor '", name, "': ", byte_count, " bytes do not match its shape and dtype ",
+                   dtype_name(type));
+    names_.insert(name);
+    entries_.push_back({std::move(name), type, std::move(shape), {}, {}, false});
+    return entries_.back();
+  }
+
+  std::size_t data_size() const {
+    std::size_t total = 0;
+    for (const entry& e : entries_) total += e.bytes().size();
+    return total;
+  }
+
+  /// The JSON header, padded with spaces so the data section starts 8-byte aligned.
+  std::string header_text() const {
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!metadata_.empty()) header["__metadata__"] = metadata_;
+    std::uint64_t offset = 0;
+    for (const entry& e : entries_) {
+      const std::uint64_t size = e.bytes().size();
+      header[e.name] = {{"dtype", dtype_name(e.type)},
+                        {"shape", e.shape},
+                        {"data_offsets", {offset, offset + size}}};
+      offset += size;
+    }
+    std::string text = header.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');
+    return text;
+  }
+
+  std::vector<entry> entries_;
+  std::set<std::string, std::less<>> names_;
+  std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace qcodec::io

@@ -1,0 +1,57 @@
+// Writes a small synthetic LLM-like model, <dir>/model.safetensors, for the CLI tests: F32,
+// F16 and BF16 projections, embeddings, norms, biases, an integer tensor, an odd width.
+
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "qcodec/io/safetensors.hpp"
+#include "synthetic_weights.hpp"
+
+using namespace qcodec;
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
+    return 2;
+  }
+  try {
+    const std::filesystem::path dir = argv[1];
+    std::filesystem::create_directories(dir);
+    using examples::weight_family;
+    std::uint64_t seed = 1;
+    const auto w = [&](index_t rows, index_t cols) {
+      return examples::synthetic_weights(rows, cols, weight_family::heavy_tailed, seed++);
+    };
+    // A 1-D tensor (norm weights, biases).
+    const auto vector = [&](index_t n, bool ones) {
+      const row_matrix v = ones ? row_matrix(row_matrix::Ones(1, n)) : w(1, n);
+      return std::vector<float>(v.data(), v.data() + n);
+    };
+    constexpr index_t vocab = 64, hidden = 160, mlp = 330;
+    io::safetensors_writer model;
+    model.set_metadata("format", "pt");
+    model.add_matrix("model.embed_tokens.weight", w(vocab, hidden));
+    for (int layer = 0; layer < 2; ++layer) {
+      const std::string p = "model.layers." + std::to_string(layer) + ".";
+      model.add_array<float>(p + "input_layernorm.weight", vector(hidden, true));
+      model.add_matrix(p + "self_attn.q_proj.weight", w(hidden, hidden), io::dtype::f16);
+      model.add_array<float>(p + "self_attn.q_proj.bias", vector(hidden, false));
+      model.add_matrix(p + "self_attn.o_proj.weight", w(hidden, hidden));
+      model.add_matrix(p + "mlp.up_proj.weight", w(mlp, hidden), io::dtype::bf16);
+      model.add_matrix(p + "mlp.down_proj.weight", w(hidden, mlp));
+    }
+    model.add_array<float>("model.norm.weight", vector(hidden, true));
+    model.add_matrix("lm_head.weight", w(vocab, hidden));
+    const std::vector<std::int64_t> positions = {0, 1, 2, 3, 4, 5, 6, 7};
+    model.add_array<std::int64_t>("position_ids", positions);
+    model.write(dir / "model.safetensors");
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,111 @@
+# Tests of the at-rest parts: safetensors io, the Python client check, the CLI tools, the
+# reader's fuzz target and the KV cache. Included from tests/CMakeLists.txt.
+find_package(nlohmann_json 3 REQUIRED)
+
+qcodec_add_test(test_safetensors test_safetensors.cpp)
+target_link_libraries(test_safetensors PRIVATE nlohmann_json::nlohmann_json)
+
+# The Python client check: the reference `safetensors` package (PyPI) lists a file we wrote
+# and a numpy decoder written from docs/safetensors_layout.md matches ours bit for bit. The
+# virtual environment is created once per build directory; no PyPI access fails the test.
+option(QCODEC_CLIENT_CHECKS "Run the Python client check and the fuzz target" ON)
+add_executable(write_client_fixture python/write_client_fixture.cpp)
+target_link_libraries(write_client_fixture PRIVATE qcodec::qcodec qcodec_build_settings
+  qcodec_examples_support nlohmann_json::nlohmann_json)
+if(QCODEC_CLIENT_CHECKS)
+  find_package(Python3 REQUIRED COMPONENTS Interpreter)
+  add_test(NAME python.safetensors_client
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/python/run_client_check.sh
+      ${CMAKE_BINARY_DIR}/python-venv $<TARGET_FILE:write_client_fixture>
+      ${CMAKE_CURRENT_BINARY_DIR}/client_check)
+  set_tests_properties(python.safetensors_client PROPERTIES TIMEOUT 600
+    PASS_REGULAR_EXPRESSION "client check passed")
+endif()
+
+# The CLI tools on a synthetic model written at test time.
+if(TARGET qcodec_quantize AND TARGET qcodec_inspect)
+  add_executable(write_model_fixture cli/write_model_fixture.cpp)
+  target_link_libraries(write_model_fixture PRIVATE qcodec::qcodec qcodec_build_settings
+    qcodec_examples_support nlohmann_json::nlohmann_json)
+  set(cli_dir ${CMAKE_CURRENT_BINARY_DIR}/cli)
+  add_test(NAME cli.model_fixture COMMAND write_model_fixture ${cli_dir})
+  set_tests_properties(cli.model_fixture PROPERTIES FIXTURES_SETUP qcodec_cli_model)
+  foreach(codec int8 int4-g128 qins8 int4-g128+outliers)
+    add_test(NAME cli.quantize.${codec} COMMAND qcodec_quantize ${cli_dir}/model.safetensors
+      ${cli_dir}/model.${codec}.safetensors --codec ${codec} --verify)
+    set_tests_properties(cli.quantize.${codec} PROPERTIES FIXTURES_REQUIRED qcodec_cli_model
+      FIXTURES_SETUP qcodec_cli_${codec}
+      PASS_REGULAR_EXPRESSION "verify: 16 tensors checked, 0 bad")
+  endforeach()
+  add_test(NAME cli.inspect COMMAND qcodec_inspect ${cli_dir}/model.int4-g128.safetensors --verify)
+  set_tests_properties(cli.inspect PROPERTIES FIXTURES_REQUIRED qcodec_cli_int4-g128
+    PASS_REGULAR_EXPRESSION "model.layers.1.mlp.down_proj.weight +int4-g128 +\\[160,330\\].*lm_head.weight +F32")
+  # Bad arguments and bad input: a message and a non-zero exit, no output file.
+  function(qcodec_cli_failure name expect)
+    string(JOIN "@@" command ${ARGN})
+    add_test(NAME cli.fails.${name} COMMAND ${CMAKE_COMMAND} "-DCOMMAND=${command}"
+      "-DEXPECT=${expect}" -DMUST_NOT_EXIST=${cli_dir}/never.safetensors
+      -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_failure.cmake)
+    set_tests_properties(cli.fails.${name} PROPERTIES FIXTURES_REQUIRED qcodec_cli_model)
+  endfunction()
+  set(model ${cli_dir}/model.safetensors)
+  set(quantize $<TARGET_FILE:qcodec_quantize>)
+  qcodec_cli_failure(bad_group_size "unknown codec 'int4-g100'.*usage: qcodec-quantize"
+    ${quantize} ${model} ${cli_dir}/never.safetensors --codec int4-g100)
+  qcodec_cli_failure(bad_codec "unknown codec 'int3'.*usage"
+    ${quantize} ${model} ${cli_dir}/never.safetensors --codec int3)
+  qcodec_cli_failure(unknown_option "unknown option '--fast'.*usage"
+    ${quantize} ${model} ${cli_dir}/never.safetensors --fast)
+  qcodec_cli_failure(missing_output "expected INPUT and OUTPUT.*usage" ${quantize} ${model})
+  qcodec_cli_failure(missing_codec_value "--codec needs a value.*usage"
+    ${quantize} ${model} ${cli_dir}/never.safetensors --codec)
+  qcodec_cli_failure(bad_input "not-a-model.*cannot open"
+    ${quantize} ${cli_dir}/not-a-model.safetensors ${cli_dir}/never.safetensors)
+  qcodec_cli_failure(quantized_input "already holds qcodec-encoded tensors"
+    ${quantize} ${cli_dir}/model.int8.safetensors ${cli_dir}/never.safetensors)
+  set_tests_properties(cli.fails.quantized_input PROPERTIES FIXTURES_REQUIRED qcodec_cli_int8)
+  qcodec_cli_failure(inspect_usage "usage: qcodec-inspect" $<TARGET_FILE:qcodec_inspect>)
+  qcodec_cli_failure(inspect_not_safetensors "truncated file|header length"
+    $<TARGET_FILE:qcodec_inspect> ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_failure.cmake)
+endif()
+
+# libFuzzer target of the reader, built with clang (-fsanitize=fuzzer,address,undefined)
+# whatever the project's compiler, and run for a bounded time from a seed corpus of small
+# valid files written at test time.
+find_program(QCODEC_FUZZ_CXX NAMES clang++ clang++-14)
+set(QCODEC_FUZZ_SECONDS 20 CACHE STRING "Seconds the fuzz test runs the safetensors fuzz target")
+if(QCODEC_CLIENT_CHECKS AND QCODEC_FUZZ_CXX)
+  set(fuzz_binary ${CMAKE_CURRENT_BINARY_DIR}/fuzz_safetensors)
+  set(fuzz_source ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_safetensors.cpp)
+  file(GLOB_RECURSE fuzz_headers CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/include/qcodec/*.hpp)
+  get_target_property(eigen_includes Eigen3::Eigen INTERFACE_INCLUDE_DIRECTORIES)
+  get_target_property(json_includes nlohmann_json::nlohmann_json INTERFACE_INCLUDE_DIRECTORIES)
+  set(fuzz_includes)
+  foreach(dir IN LISTS eigen_includes json_includes)
+    if(NOT dir STREQUAL "/usr/include")  # a system directory breaks #include_next
+      list(APPEND fuzz_includes -isystem ${dir})
+    endif()
+  endforeach()
+  add_custom_command(OUTPUT ${fuzz_binary}
+    COMMAND ${QCODEC_FUZZ_CXX} -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined
+      -fno-sanitize-recover=undefined -I${PROJECT_SOURCE_DIR}/include
+      ${fuzz_includes} ${fuzz_source} -o ${fuzz_binary}
+    DEPENDS ${fuzz_source} ${fuzz_headers}
+    VERBATIM
+    COMMENT "Building the safetensors fuzz target with ${QCODEC_FUZZ_CXX}")
+  add_custom_target(fuzz_safetensors ALL DEPENDS ${fuzz_binary})
+  add_executable(write_fuzz_seeds fuzz/write_fuzz_seeds.cpp)
+  target_link_libraries(write_fuzz_seeds PRIVATE qcodec::qcodec qcodec_build_settings
+    qcodec_examples_support nlohmann_json::nlohmann_json)
+  set(fuzz_corpus ${CMAKE_CURRENT_BINARY_DIR}/fuzz_corpus)
+  add_test(NAME fuzz.seeds COMMAND write_fuzz_seeds ${fuzz_corpus})
+  set_tests_properties(fuzz.seeds PROPERTIES FIXTURES_SETUP qcodec_fuzz_corpus)
+  add_test(NAME fuzz.safetensors COMMAND ${fuzz_binary} -max_total_time=${QCODEC_FUZZ_SECONDS}
+    -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ${fuzz_corpus})
+  set_tests_properties(fuzz.safetensors PROPERTIES FIXTURES_REQUIRED qcodec_fuzz_corpus
+    TIMEOUT 300)
+elseif(QCODEC_CLIENT_CHECKS)
+  message(STATUS "qcodec: no clang++ found, the safetensors fuzz target is not built")
+endif()
+
+qcodec_add_test(test_kv_cache test_kv_cache.cpp)

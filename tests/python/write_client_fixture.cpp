@@ -1,0 +1,48 @@
+// Writes the files the Python client check reads: <dir>/client.safetensors (plain F32, F16
+// and BF16 tensors and encoded tensors of several linear codecs) and <dir>/reference.safetensors
+// (qcodec's FP32 decoding of each encoded tensor, under the same names).
+
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+
+#include "qcodec/codecs/codec_list.hpp"
+#include "qcodec/io/encoded_tensors.hpp"
+#include "synthetic_weights.hpp"
+
+using namespace qcodec;
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
+    return 2;
+  }
+  try {
+    const std::filesystem::path dir = argv[1];
+    std::filesystem::create_directories(dir);
+    using examples::weight_family;
+    const auto w = [](index_t rows, index_t cols, std::uint64_t seed) {
+      return examples::synthetic_weights(rows, cols, weight_family::heavy_tailed, seed);
+    };
+    io::safetensors_writer client, reference;
+    client.add_matrix("embed.weight", w(8, 16, 1));
+    client.add_matrix("norm.weight", row_matrix::Ones(1, 16), io::dtype::f16);
+    client.add_matrix("lm_head.weight", w(8, 16, 2), io::dtype::bf16);
+    const auto add = [&](const std::string& name, const auto& encoded) {
+      io::add_encoded(client, name, encoded);
+      reference.add_matrix(name, encoded.decode());
+    };
+    add("layers.0.q.weight", linear<8>{}.encode(w(24, 40, 3), "q"));
+    add("layers.0.t.weight", linear<8, per_tensor>{}.encode(w(6, 10, 4), "t"));
+    add("layers.0.up.weight", linear<4, per_group<128>>{}.encode(w(37, 301, 5), "up"));
+    add("layers.0.down.weight",
+        linear<4, per_group<32>, half, symmetry::asymmetric>{}.encode(w(12, 95, 6), "down"));
+    add("layers.0.k.weight", linear<8, per_row, float, symmetry::asymmetric>{}.encode(w(5, 33, 7), "k"));
+    client.write(dir / "client.safetensors");
+    reference.write(dir / "reference.safetensors");
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,359 @@
+// safetensors reading and writing: plain tensors, encoded matrices of every codec, and the
+// rejection of each kind of bad file.
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "qcodec/codecs/codec_list.hpp"
+#include "qcodec/io/encoded_tensors.hpp"
+#include "qcodec/io/safetensors.hpp"
+#include "synthetic_weights.hpp"
+
+namespace fs = std::filesystem;
+using namespace qcodec;
+using qcodec::io::dtype;
+
+namespace {
+
+/// A fresh directory per test case, removed afterwards.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("qcodec_test_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~temp_dir() { fs::remove_all(path); }
+  fs::path operator/(const std::string& name) const { return path / name; }
+};
+
+std::vector<char> read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// A file image: 8-byte length, `header` text, `data`.
+std::string image(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  const std::uint64_t length = header.size();
+  std::memcpy(out.data(), &length, 8);
+  return out + header + data;
+}
+
+/// One F32 tensor "t" of shape [2] (8 bytes of data), with `entry` overriding its fields.
+std::string one_tensor(const nlohmann::json& overrides, const std::string& data = std::string(8, '\0')) {
+  nlohmann::json entry = {{"dtype", "F32"}, {"shape", {2}}, {"data_offsets", {0, 8}}};
+  entry.update(overrides);
+  return image(nlohmann::json{{"t", entry}}.dump(), data);
+}
+
+/// Opens the file image `bytes` written to disk; the error must name `file` and `needle`.
+void require_rejected(const temp_dir& dir, const std::string& bytes, const std::string& needle) {
+  const fs::path path = dir / "bad.safetensors";
+  write_bytes(path, bytes);
+  INFO("expected an error containing: " << needle);
+  CHECK_THROWS_WITH(io::safetensors_file::open(path),
+                    Catch::Contains(path.string()) && Catch::Contains(needle));
+  // The in-memory parser agrees with the mapped one.
+  const auto* data = reinterpret_cast<const std::byte*>(bytes.data());
+  CHECK_THROWS_AS(io::safetensors_file(std::span(data, bytes.size()), "memory"), qcodec::error);
+}
+
+template <class Storage>
+std::vector<std::vector<std::byte>> array_bytes(const Storage& s) {
+  std::vector<std::vector<std::byte>> out;
+  s.visit_arrays([&](std::string_view, const auto& values) {
+    const auto bytes = std::as_bytes(std::span(values));
+    out.emplace_back(bytes.begin(), bytes.end());
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("plain F32, F16 and BF16 tensors round-trip") {
+  temp_dir dir;
+  const row_matrix w = examples::synthetic_weights(5, 7, examples::weight_family::heavy_tailed, 3);
+  io::safetensors_writer writer;
+  writer.add_matrix("w32", w);
+  writer.add_matrix("w16", w, dtype::f16);
+  writer.add_matrix("wbf16", w, dtype::bf16);
+  const std::vector<float> bias = {1.5f, -2.0f, 0.25f};
+  writer.add_array<float>("bias", bias);
+  const float scalar = 3.0f;
+  writer.add_tensor("scalar", dtype::f32, {}, std::as_bytes(std::span(&scalar, 1)));
+  writer.set_metadata("format", "pt");
+  const fs::path path = dir / "plain.safetensors";
+  writer.write(path);
+  CHECK(fs::file_size(path) == writer.file_size());
+
+  const auto file = io::safetensors_file::open(path);
+  REQUIRE(file.tensors().size() == 5);
+  CHECK(file.metadata().at("format") == "pt");
+  CHECK(file.tensor("w16").dtype == dtype::f16);
+  CHECK(file.tensor("wbf16").shape == std::vector<std::uint64_t>{5, 7});
+  CHECK(file.read_matrix("w32") == w);
+  const row_matrix w16 = file.read_matrix("w16"), wbf16 = file.read_matrix("wbf16");
+  for (index_t r = 0; r < w.rows(); ++r)
+    for (index_t c = 0; c < w.cols(); ++c) {
+      CHECK(w16(r, c) == static_cast<float>(static_cast<half>(w(r, c))));
+      CHECK(wbf16(r, c) == static_cast<float>(static_cast<Eigen::bfloat16>(w(r, c))));
+    }
+  const row_matrix b = file.read_matrix("bias");
+  CHECK(b.rows() == 1);
+  CHECK(b(0, 1) == -2.0f);
+  CHECK(file.read_matrix("scalar")(0, 0) == 3.0f);
+  // The data section starts 8-byte aligned.
+  std::uint64_t header_length = 0;
+  std::memcpy(&header_length, read_bytes(path).data(), 8);
+  CHECK(header_length % 8 == 0);
+}
+
+TEMPLATE_LIST_TEST_CASE("every codec round-trips through a file byte-identically", "[io]", all_codecs) {
+  temp_dir dir;
+  const row_matrix w = examples::synthetic_weights(9, 301, examples::weight_family::outlier_columns, 11);
+  const auto encoded = TestType{}.encode(w, "layer.weight");
+  io::safetensors_writer writer;
+  io::add_encoded(writer, "layer.weight", encoded);
+  writer.add_matrix("norm.weight", row_matrix::Ones(1, 301));
+  const fs::path path = dir / "model.safetensors";
+  writer.write(path);
+
+  const auto file = io::safetensors_file::open(path);
+  const auto loaded = io::read_encoded<TestType>(file, "layer.weight");
+  CHECK(loaded.rows() == encoded.rows());
+  CHECK(loaded.cols() == encoded.cols());
+  CHECK(array_bytes(loaded.storage()) == array_bytes(encoded.storage()));
+  CHECK(loaded.decode() == encoded.decode());
+  CHECK(io::decode_tensor(file, "layer.weight") == encoded.decode());
+  const auto info = io::encoded_tensor(file, "layer.weight");
+  CHECK(info.codec == codec_traits<TestType>::name);
+  CHECK(info.byte_size == encoded.byte_size());
+
+  // Saving the reloaded matrix reproduces the file byte for byte.
+  io::safetensors_writer again;
+  io::add_encoded(again, "layer.weight", loaded);
+  again.add_matrix("norm.weight", file.read_matrix("norm.weight"));
+  again.write(dir / "again.safetensors");
+  CHECK(read_bytes(dir / "again.safetensors") == read_bytes(path));
+}
+
+TEST_CASE("a file holds many encoded and plain tensors") {
+  temp_dir dir;
+  const row_matrix a = examples::synthetic_weights(16, 128, examples::weight_family::gaussian, 1);
+  const row_matrix b = examples::synthetic_weights(8, 256, examples::weight_family::heavy_tailed, 2);
+  const auto ea = linear<8>{}.encode(a, "a");
+  const auto eb = linear<4, per_group<128>>{}.encode(b, "b");
+  io::safetensors_writer writer;
+  io::add_encoded(writer, "layers.0.a", ea);
+  writer.add_matrix("embed", a, dtype::bf16);
+  io::add_encoded(writer, "layers.0.b", eb);
+  writer.write(dir / "m.safetensors");
+
+  const auto file = io::safetensors_file::open(dir / "m.safetensors");
+  const auto encoded = io::encoded_tensors(file);
+  REQUIRE(encoded.size() == 2);
+  CHECK(encoded[0].name == "layers.0.a");
+  CHECK(encoded[0].codec == "int8");
+  CHECK(encoded[1].codec == "int4-g128");
+  CHECK(encoded[1].arrays == std::vector<std::string>{"codes", "scales"});
+  CHECK(io::is_encoded_array(encoded, "layers.0.b.scales"));
+  CHECK_FALSE(io::is_encoded_array(encoded, "embed"));
+  CHECK(file.metadata().at("qcodec.format_version") == "1");
+  CHECK(io::decode_tensor(file, "layers.0.a") == ea.decode());
+  CHECK(io::decode_tensor(file, "layers.0.b") == eb.decode());
+  CHECK_THROWS_WITH(io::read_encoded<linear<8>>(file, "layers.0.b"),
+                    Catch::Contains("stored with codec 'int4-g128'"));
+  CHECK_THROWS_WITH(io::decode_tensor(file, "embed"), Catch::Contains("no encoded tensor 'embed'"));
+}
+
+TEST_CASE("the writer rejects bad tensors before touching the disk") {
+  io::safetensors_writer writer;
+  writer.add_matrix("w", row_matrix::Zero(2, 2));
+  CHECK_THROWS_WITH(writer.add_matrix("w", row_matrix::Zero(2, 2)), Catch::Contains("added twice"));
+  CHECK_THROWS_WITH(writer.add_matrix("__metadata__", row_matrix::Zero(1, 1)),
+                    Catch::Contains("invalid tensor name"));
+  const std::vector<std::byte> three(3);
+  CHECK_THROWS_WITH(writer.add_tensor("x", dtype::f32, {1}, three), Catch::Contains("do not match"));
+  CHECK_THROWS_WITH(writer.add_matrix("u", row_matrix::Zero(1, 1), dtype::u8),
+                    Catch::Contains("F32, F16 or BF16"));
+}
+
+TEST_CASE("writes are atomic: a failure leaves the target and the directory untouched") {
+  temp_dir dir;
+  const fs::path target = dir / "out.safetensors";
+  write_bytes(target, "previous content");
+  const std::string payload = "new content";
+  CHECK_THROWS_WITH(io::write_file_atomically(target, [&](io::file_sink& sink) {
+                      sink.write(std::as_bytes(std::span(payload)));
+                      qcodec::detail::fail("producer failed half-way");
+                    }),
+                    Catch::Contains("producer failed half-way"));
+  const auto content = read_bytes(target);
+  CHECK(std::string(content.begin(), content.end()) == "previous content");
+  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
+
+  io::safetensors_writer writer;
+  writer.add_matrix("w", row_matrix::Ones(2, 3));
+  CHECK_THROWS_WITH(writer.write(dir / "missing_dir" / "x.safetensors"),
+                    Catch::Contains("cannot create a temporary file"));
+  CHECK_FALSE(fs::exists(dir / "missing_dir"));
+
+  writer.write(target);
+  CHECK(io::safetensors_file::open(target).read_matrix("w") == row_matrix::Ones(2, 3));
+  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
+}
+
+TEST_CASE("malformed files are rejected with an error naming the file and the problem") {
+  temp_dir dir;
+  require_rejected(dir, "", "truncated file");
+  require_rejected(dir, "1234", "truncated file");
+  require_rejected(dir, image("{}", "").substr(0, 9), "runs past the end of the file");
+  {
+    std::string huge_length = image("{}", "");
+    const std::uint64_t length = ~std::uint64_t{0};
+    std::memcpy(huge_length.data(), &length, 8);
+    require_rejected(dir, huge_length, "runs past the end of the file");
+  }
+  require_rejected(dir, image("not json at all", ""), "not a JSON object");
+  require_rejected(dir, image("[1, 2]", ""), "not a JSON object");
+  require_rejected(dir, image("{\"t\": {\"dtype\": ", ""), "not valid JSON");
+  require_rejected(dir, image("{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}", ""),
+                   "nests deeper");
+  require_rejected(dir, image(R"({"__metadata__": {"k": 1}})", ""), "is not a string");
+  require_rejected(dir, image(R"({"t": 5})", ""), "tensor 't': entry is not a JSON object");
+  require_rejected(dir, one_tensor({{"dtype", "F8_E9M9"}}), "tensor 't': unsupported dtype");
+  require_rejected(dir, one_tensor({{"dtype", nullptr}}), "tensor 't': missing or non-string \"dtype\"");
+  require_rejected(dir, one_tensor({{"shape", {-2}}}), "tensor 't': shape holds a non-integer or negative");
+  require_rejected(dir, one_tensor({{"shape", {3}}}), "tensor 't': shape and dtype need 12 bytes");
+  require_rejected(dir, one_tensor({{"dtype", "F16"}}), "tensor 't': shape and dtype need 4 bytes");
+  require_rejected(dir, one_tensor({{"shape", {std::uint64_t{1} << 40, std::uint64_t{1} << 40}}}),
+                   "tensor 't': declared shape overflows");
+  require_rejected(dir, one_tensor({{"shape", {std::uint64_t{1} << 62}}}),
+                   "tensor 't': shape and dtype need more than 2^64");
+  require_rejected(dir, one_tensor({{"data_offsets", {0, 16}}, {"shape", {4}}}),
+                   "tensor 't': data_offsets [0, 16) run past the data section (8 bytes)");
+  require_rejected(dir, one_tensor({{"data_offsets", {8, 0}}}), "tensor 't': data_offsets begin after");
+  require_rejected(dir, one_tensor({{"data_offsets", {0, -8}}}), "not two non-negative integers");
+  require_rejected(dir, one_tensor({{"data_offsets", {0}}}), "not two non-negative integers");
+  require_rejected(dir, one_tensor(nlohmann::json::object(), std::string(12, '\0')), "4 bytes after the last tensor");
+  require_rejected(dir, one_tensor({{"data_offsets", {4, 12}}}, std::string(12, '\0')),
+                   "tensor 't': data starts at 4, leaving a gap");
+  const auto two = [](int second_begin) {
+    nlohmann::json header = {
+        {"a", {{"dtype", "F32"}, {"shape", {2}}, {"data_offsets", {0, 8}}}},
+        {"b", {{"dtype", "F32"}, {"shape", {2}}, {"data_offsets", {second_begin, second_begin + 8}}}}};
+    return image(header.dump(), std::string(16, '\0'));
+  };
+  require_rejected(dir, two(4), "tensor 'b': data overlaps tensor 'a'");
+  require_rejected(dir, two(0), "data overlaps tensor");
+  const std::string good = two(8);
+  CHECK_NOTHROW(io::safetensors_file(std::as_bytes(std::span(good)), "ok"));
+  CHECK_THROWS_WITH(io::safetensors_file::open(dir / "no_such_file"), Catch::Contains("cannot open"));
+  CHECK_THROWS_WITH(io::safetensors_file::open(dir.path), Catch::Contains("not a regular file"));
+}
+
+TEST_CASE("read_matrix rejects tensors that are not floating-point matrices") {
+  io::safetensors_writer writer;
+  const std::vector<std::uint8_t> bytes(24);
+  writer.add_array<std::uint8_t>("codes", bytes);
+  const std::vector<float> cube(6);
+  writer.add_tensor("cube", dtype::f32, {1, 2, 3}, std::as_bytes(std::span(cube)));
+  temp_dir dir;
+  writer.write(dir / "x.safetensors");
+  const auto file = io::safetensors_file::open(dir / "x.safetensors");
+  CHECK_THROWS_WITH(file.read_matrix("codes"), Catch::Contains("tensor 'codes': dtype U8"));
+  CHECK_THROWS_WITH(file.read_matrix("cube"), Catch::Contains("tensor 'cube': rank 3"));
+  CHECK_THROWS_WITH(file.read_matrix("nope"), Catch::Contains("no tensor 'nope'"));
+}
+
+TEST_CASE("corrupt encoded tensors are rejected with the file and tensor named") {
+  temp_dir dir;
+  const row_matrix w = examples::synthetic_weights(4, 64, examples::weight_family::gaussian, 5);
+  using codec_type = linear<4, per_group<32>, float, symmetry::asymmetric>;
+  const auto encoded = codec_type{}.encode(w, "w");
+  const fs::path path = dir / "enc.safetensors";
+
+  // Rewrites the file with `edit` applied to the arrays and the description.
+  const auto rewrite = [&](auto edit) {
+    auto s = encoded.storage();
+    nlohmann::json description = {{"codec", "int4-g32-asym"}, {"format_version", 1},
+                                  {"shape", {4, 64}}, {"arrays", {"codes", "scales", "zero_points"}}};
+    io::safetensors_writer writer;
+    edit(s, description, writer);
+    s.visit_arrays([&](std::string_view array, const auto& values) {
+      using element = typename std::remove_cvref_t<decltype(values)>::value_type;
+      if (!writer.contains("w." + std::string(array)))
+        writer.add_array<element>("w." + std::string(array), std::span<const element>(values));
+    });
+    writer.set_metadata("qcodec.tensor.w", description.dump());
+    writer.write(path);
+    return io::safetensors_file::open(path);
+  };
+  const auto require_bad = [&](auto edit, const std::string& needle) {
+    const auto file = rewrite(edit);
+    INFO("expected an error containing: " << needle);
+    CHECK_THROWS_WITH(io::read_encoded<codec_type>(file, "w"),
+                      Catch::Contains(path.string()) && Catch::Contains("tensor 'w'") &&
+                          Catch::Contains(needle));
+    CHECK_THROWS_WITH(io::decode_tensor(file, "w"), Catch::Contains(needle));
+  };
+
+  const auto file = rewrite([](auto&, auto&, auto&) {});
+  CHECK(io::read_encoded<codec_type>(file, "w").decode() == encoded.decode());
+
+  require_bad([](auto&, auto& d, auto&) { d["codec"] = "int5-g7"; }, "codec 'int5-g7'");
+  require_bad([](auto&, auto& d, auto&) { d["format_version"] = 2; }, "format version 2");
+  require_bad([](auto&, auto& d, auto&) { d.erase("format_version"); }, "no integer \"format_version\"");
+  require_bad([](auto&, auto& d, auto&) { d["shape"] = {0, 64}; }, "positive extents");
+  require_bad([](auto&, auto& d, auto&) { d["shape"] = {std::uint64_t{1} << 40, 64}; },
+              "positive extents");
+  require_bad([](auto&, auto& d, auto&) { d["arrays"] = {"codes", "scales", "offsets"}; },
+              "no tensor 'w.offsets'");
+  require_bad([](auto&, auto& d, auto&) { d["arrays"] = {"codes", "scales"}; },
+              "does not match codec 'int4-g32-asym' at array 'zero_points'");
+  require_bad([](auto&, auto& d, auto&) { d["arrays"] = {"codes", "scales", "zero_points", "codes"}; },
+              "metadata lists 4 arrays");
+  require_bad([](auto&, auto& d, auto&) { d["arrays"] = {"scales", "codes", "zero_points"}; },
+              "does not match codec");
+  // Shape and arrays disagree: validate() reports it.
+  require_bad([](auto&, auto& d, auto&) { d["shape"] = {5, 64}; }, "codes holds 128 elements");
+  require_bad([](auto& s, auto&, auto&) { s.scales[3] = std::nanf(""); }, "scale 3 is nan");
+  require_bad([](auto& s, auto&, auto&) { s.zero_points[1] = 200; }, "zero point 1 is 200");
+  require_bad(
+      [](auto& s, auto&, io::safetensors_writer& writer) {
+        std::vector<half> scales(s.scales.begin(), s.scales.end());
+        writer.add_array<half>("w.scales", scales);
+      },
+      "array 'w.scales' has dtype F16, expected F32");
+  require_bad(
+      [](auto& s, auto&, io::safetensors_writer& writer) {
+        writer.add_tensor("w.codes", dtype::u8, {4, 32}, std::as_bytes(std::span(s.codes)));
+      },
+      "array 'w.codes' has rank 2");
+  {
+    io::safetensors_writer writer;
+    writer.add_matrix("x", w);
+    writer.set_metadata("qcodec.tensor.x", "{not json");
+    writer.write(path);
+    const auto bad = io::safetensors_file::open(path);
+    CHECK_THROWS_WITH(io::encoded_tensors(bad), Catch::Contains("tensor 'x': encoded description is not"));
+  }
+}
