@@ -21,6 +21,7 @@
 
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear_math.hpp"
+#include "qcodec/codecs/storage_checks.hpp"
 #include "qcodec/core/bit_packing.hpp"
 #include "qcodec/core/clipping.hpp"
 #include "qcodec/core/half.hpp"
@@ -170,21 +171,14 @@ class linear {
   }
 
   static void validate(const storage& s, std::string_view name) {
-    const auto expect = [&](std::string_view array, std::size_t size, std::size_t expected) {
-      if (size != expected)
-        detail::fail("tensor '", name, "': ", array, " holds ", size, " elements, expected ",
-                     expected, " for ", s.rows, " x ", s.cols);
+    detail::require_shape(name, s.rows, s.cols);
+    const auto expect = [&](std::string_view array, std::size_t size, index_t expected) {
+      detail::require_array_size(name, array, size, static_cast<std::size_t>(expected), s.rows, s.cols);
     };
-    if (s.rows <= 0 || s.cols <= 0)
-      detail::fail("tensor '", name, "': bad shape ", s.rows, " x ", s.cols);
-    expect("codes", s.codes.size(), static_cast<std::size_t>(s.rows * s.row_bytes()));
-    expect("scales", s.scales.size(), static_cast<std::size_t>(s.block_count()));
-    expect("zero_points", s.zero_points.size(), symmetric ? 0 : static_cast<std::size_t>(s.block_count()));
-    for (std::size_t b = 0; b < s.scales.size(); ++b) {
-      const float scale = static_cast<float>(s.scales[b]);
-      if (!(scale >= 0) || !std::isfinite(scale))
-        detail::fail("tensor '", name, "': scale ", b, " is ", scale, " (must be finite, >= 0)");
-    }
+    expect("codes", s.codes.size(), s.rows * s.row_bytes());
+    expect("scales", s.scales.size(), s.block_count());
+    expect("zero_points", s.zero_points.size(), symmetric ? 0 : s.block_count());
+    detail::require_scales(name, s.scales);
     for (std::size_t b = 0; b < s.zero_points.size(); ++b)
       if (s.zero_points[b] > max_code)
         detail::fail("tensor '", name, "': zero point ", b, " is ", int{s.zero_points[b]},

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "qcodec/codecs/storage_checks.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/half.hpp"
 #include "qcodec/core/matrix.hpp"
@@ -77,7 +78,7 @@ struct ortho_stream {
 
   /// Throws qcodec::error naming `name` unless the arrays form a valid stream of rows x cols.
   void validate(std::string_view name) const {
-    if (rows <= 0 || cols <= 0) detail::fail("tensor '", name, "': bad shape ", rows, " x ", cols);
+    detail::require_shape(name, rows, cols);
     const std::size_t n = values.size();
     const bool narrow = narrow_columns(cols);
     if (n == 0) {
@@ -85,9 +86,8 @@ struct ortho_stream {
         detail::fail("tensor '", name, "': an empty stream must store no arrays");
       return;
     }
-    if (row_offsets.size() != static_cast<std::size_t>(rows) + 1)
-      detail::fail("tensor '", name, "': row_offsets holds ", row_offsets.size(),
-                   " elements, expected ", rows + 1);
+    detail::require_array_size(name, "row_offsets", row_offsets.size(),
+                               static_cast<std::size_t>(rows) + 1, rows, cols);
     const std::size_t used = narrow ? columns16.size() : columns32.size();
     const std::size_t unused = narrow ? columns32.size() : columns16.size();
     if (used != n || unused != 0)
@@ -103,7 +103,7 @@ struct ortho_stream {
       const std::size_t last = row_offsets[static_cast<std::size_t>(r) + 1];
       if (last < first) detail::fail("tensor '", name, "': row_offsets decrease at row ", r);
       const auto column = [&](std::size_t e) -> index_t {
-        return narrow ? index_t{columns16[e]} : index_t{columns32[e]};
+        return narrow ? static_cast<index_t>(columns16[e]) : static_cast<index_t>(columns32[e]);
       };
       for (std::size_t e = first; e < last; ++e) {
         const index_t c = column(e), previous = e == first ? -1 : column(e - 1);

@@ -28,6 +28,7 @@
 
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/qins_math.hpp"
+#include "qcodec/codecs/storage_checks.hpp"
 #include "qcodec/core/bit_packing.hpp"
 
 namespace qcodec {
@@ -99,20 +100,14 @@ class qins {
   }
 
   static void validate(const storage& s, std::string_view name) {
-    const auto expect = [&](std::string_view array, std::size_t size, std::size_t expected) {
-      if (size != expected)
-        detail::fail("tensor '", name, "': ", array, " holds ", size, " elements, expected ",
-                     expected, " for ", s.rows, " x ", s.cols);
+    detail::require_shape(name, s.rows, s.cols);
+    const auto expect = [&](std::string_view array, std::size_t size, index_t expected) {
+      detail::require_array_size(name, array, size, static_cast<std::size_t>(expected), s.rows, s.cols);
     };
-    if (s.rows <= 0 || s.cols <= 0)
-      detail::fail("tensor '", name, "': bad shape ", s.rows, " x ", s.cols);
-    expect("codes", s.codes.size(), static_cast<std::size_t>(s.rows * s.row_bytes()));
-    expect("scales", s.scales.size(), static_cast<std::size_t>(s.rows));
-    expect("lut", s.lut.size(), static_cast<std::size_t>(lut_size));
-    for (std::size_t r = 0; r < s.scales.size(); ++r)
-      if (!(s.scales[r] >= 0) || !std::isfinite(s.scales[r]))
-        detail::fail("tensor '", name, "': scale of row ", r, " is ", s.scales[r],
-                     " (must be finite, >= 0)");
+    expect("codes", s.codes.size(), s.rows * s.row_bytes());
+    expect("scales", s.scales.size(), s.rows);
+    expect("lut", s.lut.size(), lut_size);
+    detail::require_scales(name, s.scales);
     const auto bad_lut = [&](int entry, auto... why) {
       detail::fail("tensor '", name, "': lut[", entry, "] = ", s.lut[static_cast<std::size_t>(entry)],
                    ": ", why...);

@@ -1,0 +1,37 @@
+#pragma once
+/// Checks shared by the codecs' validate(): a storage read from a file is trusted by decode
+/// only after its shape, array sizes and scales pass them.
+
+#include <cmath>
+#include <cstddef>
+#include <string_view>
+
+#include "qcodec/core/error.hpp"
+#include "qcodec/core/matrix.hpp"
+
+namespace qcodec::detail {
+
+/// Throws unless rows and cols are both positive.
+inline void require_shape(std::string_view tensor, index_t rows, index_t cols) {
+  if (rows <= 0 || cols <= 0) fail("tensor '", tensor, "': bad shape ", rows, " x ", cols);
+}
+
+/// Throws unless the array `array` of a rows x cols tensor holds `expected` elements.
+inline void require_array_size(std::string_view tensor, std::string_view array, std::size_t size,
+                               std::size_t expected, index_t rows, index_t cols) {
+  if (size != expected)
+    fail("tensor '", tensor, "': ", array, " holds ", size, " elements, expected ", expected,
+         " for ", rows, " x ", cols);
+}
+
+/// Throws unless every scale is finite and >= 0 (a zero scale encodes an all-zero block).
+template <class Scales>
+void require_scales(std::string_view tensor, const Scales& scales) {
+  for (std::size_t i = 0; i < scales.size(); ++i) {
+    const float scale = static_cast<float>(scales[i]);
+    if (!(scale >= 0) || !std::isfinite(scale))
+      fail("tensor '", tensor, "': scale ", i, " is ", scale, " (must be finite, >= 0)");
+  }
+}
+
+}  // namespace qcodec::detail
