@@ -1,0 +1,313 @@
+#pragma once
+/// Device layouts of the codecs and of the sparse ortho stream.
+///
+/// `device_codec<Codec>` provides, for every codec of the library:
+///  - `host_arrays prepare(storage, name)`: validates the storage (qcodec::error naming
+///    `name`) and lays it out for upload, on the host (tested there);
+///  - `device_arrays(host_arrays)`: the device copy, with `base_view()` and `ortho_view()`;
+///  - `view`: passed to kernels by value; `decode_chunk(row, chunk, out)` decodes `chunk_cols`
+///    consecutive columns of the dense stream from one 16-byte load of codes, with the
+///    codec's own QCODEC_HD math (linear_math, qins_math). The same view reads host memory,
+///    so the host tests run the device decode path element by element.
+/// Codes are uploaded with each row padded to whole 16-byte chunks (padded_row_bytes);
+/// decoded values past `cols` in a row's last chunk are the padding's and are ignored.
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include <vector_types.h>
+
+#include "qcodec/codecs/linear.hpp"
+#include "qcodec/codecs/outlier_split.hpp"
+#include "qcodec/codecs/qins.hpp"
+#include "qcodec/core/bit_packing.hpp"
+#include "qcodec/cuda/buffer.cuh"
+#include "qcodec/cuda/element.cuh"
+#include "qcodec/cuda/launch_geometry.cuh"
+
+namespace qcodec::cuda {
+
+/// Device layout of a codec; specialised below for each codec family.
+template <class Codec>
+struct device_codec {
+  static_assert(sizeof(Codec) == 0,
+                "qcodec::cuda: device_codec<Codec> is not specialised; add a device layout for this codec");
+};
+
+/// The ortho stream O as kernels see it (device or host memory); `row_ptr == nullptr` means
+/// no ortho stream. Entry e of row r is at column col_index[e], value values[e] * scale
+/// (FP16 bits times a power of two: exact in FP32), columns increasing within a row.
+struct csr_view {
+  const std::uint32_t* row_ptr = nullptr;
+  const std::uint32_t* col_index = nullptr;
+  const std::uint16_t* values = nullptr;
+  float scale = 0.0f;
+  QCODEC_HD bool empty() const { return row_ptr == nullptr; }
+  QCODEC_HD float value(std::uint32_t e) const { return half_bits_to_float(values[e]) * scale; }
+};
+
+/// out[j] += alpha * O[row, first + j] for j < Count: a binary search for the row's first entry
+/// at or after `first`, then a walk. The unrolled compare keeps `out` in registers.
+template <int Count>
+QCODEC_HD void add_ortho(const csr_view& o, float alpha, index_t row, index_t first, float (&out)[Count]) {
+  if (o.empty()) return;
+  std::uint32_t lo = o.row_ptr[row];
+  const std::uint32_t end = o.row_ptr[row + 1];
+  std::uint32_t hi = end;
+  while (lo < hi) {
+    const std::uint32_t mid = lo + (hi - lo) / 2;
+    if (static_cast<index_t>(o.col_index[mid]) < first) lo = mid + 1;
+    else hi = mid;
+  }
+  for (std::uint32_t e = lo; e < end && static_cast<index_t>(o.col_index[e]) < first + Count; ++e) {
+    const index_t j = static_cast<index_t>(o.col_index[e]) - first;
+    const float add = alpha * o.value(e);
+QCODEC_CUDA_UNROLL
+    for (int k = 0; k < Count; ++k)
+      if (k == j) out[k] += add;
+  }
+}
+
+namespace detail {
+
+/// The 16 bytes at `p` (16-byte aligned): one vector load on the device.
+QCODEC_HD void load_chunk(const std::uint8_t* p, std::uint8_t (&bytes)[chunk_bytes]) {
+#if defined(__CUDA_ARCH__)
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+  std::memcpy(bytes, &v, sizeof v);
+#else
+  std::memcpy(bytes, p, chunk_bytes);
+#endif
+}
+
+/// Scales travel in their stored bits: float as is, FP16 as its IEEE bits.
+template <class Scale>
+using scale_bits_t = std::conditional_t<std::same_as<Scale, float>, float, std::uint16_t>;
+
+QCODEC_HD float scale_value(float s) { return s; }
+QCODEC_HD float scale_value(std::uint16_t bits) { return half_bits_to_float(bits); }
+
+template <class Scale>
+std::vector<scale_bits_t<Scale>> scale_bits(const std::vector<Scale>& scales) {
+  std::vector<scale_bits_t<Scale>> bits(scales.size());
+  for (std::size_t b = 0; b < scales.size(); ++b) bits[b] = std::bit_cast<scale_bits_t<Scale>>(scales[b]);
+  return bits;
+}
+
+/// Codes rows x row_bytes re-laid with `pitch` bytes per row; padding bytes are 0.
+inline std::vector<std::uint8_t> pad_rows(std::span<const std::uint8_t> codes, index_t rows,
+                                          index_t row_bytes, index_t pitch) {
+  std::vector<std::uint8_t> padded(static_cast<std::size_t>(rows * pitch), 0);
+  for (index_t r = 0; r < rows; ++r)
+    std::memcpy(padded.data() + r * pitch, codes.data() + r * row_bytes, static_cast<std::size_t>(row_bytes));
+  return padded;
+}
+
+template <class T>
+device_buffer<T> upload(const std::vector<T>& host) {
+  return device_buffer<T>(std::span<const T>(host));
+}
+
+}  // namespace detail
+
+template <int Bits, class Granularity, scale_storage Scale, symmetry Symmetry>
+struct device_codec<linear<Bits, Granularity, Scale, Symmetry>> {
+  using codec_type = linear<Bits, Granularity, Scale, Symmetry>;
+  using scale_bits = detail::scale_bits_t<Scale>;
+  static constexpr index_t chunk_cols = cuda::chunk_cols<Bits>;
+  static constexpr index_t group_size = codec_traits<codec_type>::block_size;  // 0: row or tensor
+  static_assert(group_size % chunk_cols == 0, "a chunk of codes never straddles two groups");
+
+  /// Read-only arrays in upload layout (host or device memory).
+  struct view {
+    static constexpr index_t chunk_cols = device_codec::chunk_cols;
+    const std::uint8_t* codes = nullptr;        // rows x pitch
+    const scale_bits* scales = nullptr;         // one per block
+    const std::uint8_t* zero_points = nullptr;  // asymmetric only
+    index_t rows = 0, cols = 0, pitch = 0, groups_per_row = 1;
+
+    QCODEC_HD index_t chunks_per_row() const { return ceil_div(cols, chunk_cols); }
+
+    QCODEC_HD void decode_chunk(index_t row, index_t chunk, float (&out)[chunk_cols]) const {
+      std::uint8_t bytes[chunk_bytes];
+      detail::load_chunk(codes + row * pitch + chunk * chunk_bytes, bytes);
+      // (row, group) -> block, as storage::block_index.
+      index_t block = 0;
+      if constexpr (group_size > 0) block = row * groups_per_row + chunk * chunk_cols / group_size;
+      else if constexpr (!std::same_as<Granularity, per_tensor>) block = row;
+      const float scale = detail::scale_value(scales[block]);
+      int offset = codec_type::symmetric_offset;
+      if constexpr (!codec_type::symmetric) offset = zero_points[block];
+QCODEC_CUDA_UNROLL
+      for (int j = 0; j < chunk_cols; ++j)
+        out[j] = linear_math::dequantize(unpack_code<Bits>(bytes, j), offset, scale);
+    }
+  };
+
+  struct host_arrays {
+    index_t rows = 0, cols = 0, pitch = 0, groups_per_row = 1;
+    std::vector<std::uint8_t> codes;
+    std::vector<scale_bits> scales;
+    std::vector<std::uint8_t> zero_points;
+    view base_view() const {
+      return {codes.data(), scales.data(), zero_points.empty() ? nullptr : zero_points.data(),
+              rows, cols, pitch, groups_per_row};
+    }
+    csr_view ortho_view() const { return {}; }
+  };
+
+  static host_arrays prepare(const typename codec_type::storage& s, std::string_view name) {
+    codec_type::validate(s, name);
+    const index_t pitch = padded_row_bytes(s.row_bytes());
+    return {s.rows, s.cols, pitch, s.groups_per_row(), detail::pad_rows(s.codes, s.rows, s.row_bytes(), pitch),
+            detail::scale_bits(s.scales), s.zero_points};
+  }
+
+  struct device_arrays {
+    index_t rows = 0, cols = 0, pitch = 0, groups_per_row = 1;
+    device_buffer<std::uint8_t> codes;
+    device_buffer<scale_bits> scales;
+    device_buffer<std::uint8_t> zero_points;
+
+    explicit device_arrays(const host_arrays& h)
+        : rows(h.rows), cols(h.cols), pitch(h.pitch), groups_per_row(h.groups_per_row),
+          codes(detail::upload(h.codes)), scales(detail::upload(h.scales)), zero_points(detail::upload(h.zero_points)) {}
+    view base_view() const {
+      return {codes.data(), scales.data(), zero_points.empty() ? nullptr : zero_points.data(),
+              rows, cols, pitch, groups_per_row};
+    }
+    csr_view ortho_view() const { return {}; }
+    /// Device bytes one pass over the weight reads (codes with row padding, parameters).
+    std::size_t bytes() const { return codes.bytes() + scales.bytes() + zero_points.bytes(); }
+  };
+};
+
+template <int Bits>
+struct device_codec<qins<Bits>> {
+  using codec_type = qins<Bits>;
+  static constexpr index_t chunk_cols = cuda::chunk_cols<Bits>;
+
+  /// Read-only arrays in upload layout (host or device memory).
+  struct view {
+    static constexpr index_t chunk_cols = device_codec::chunk_cols;
+    const std::uint8_t* codes = nullptr;  // rows x pitch
+    const float* scales = nullptr;        // one per row
+    const float* lut = nullptr;           // 2^Bits signed levels
+    index_t rows = 0, cols = 0, pitch = 0;
+
+    QCODEC_HD index_t chunks_per_row() const { return ceil_div(cols, chunk_cols); }
+
+    QCODEC_HD void decode_chunk(index_t row, index_t chunk, float (&out)[chunk_cols]) const {
+      std::uint8_t bytes[chunk_bytes];
+      detail::load_chunk(codes + row * pitch + chunk * chunk_bytes, bytes);
+      const float scale = scales[row];
+QCODEC_CUDA_UNROLL
+      for (int j = 0; j < chunk_cols; ++j) out[j] = qins_math::decode(unpack_code<Bits>(bytes, j), lut, scale);
+    }
+  };
+
+  struct host_arrays {
+    index_t rows = 0, cols = 0, pitch = 0;
+    std::vector<std::uint8_t> codes;
+    std::vector<float> scales, lut;
+    view base_view() const { return {codes.data(), scales.data(), lut.data(), rows, cols, pitch}; }
+    csr_view ortho_view() const { return {}; }
+  };
+
+  static host_arrays prepare(const typename codec_type::storage& s, std::string_view name) {
+    codec_type::validate(s, name);
+    const index_t pitch = padded_row_bytes(s.row_bytes());
+    return {s.rows, s.cols, pitch, detail::pad_rows(s.codes, s.rows, s.row_bytes(), pitch), s.scales, s.lut};
+  }
+
+  struct device_arrays {
+    index_t rows = 0, cols = 0, pitch = 0;
+    device_buffer<std::uint8_t> codes;
+    device_buffer<float> scales, lut;
+
+    explicit device_arrays(const host_arrays& h)
+        : rows(h.rows), cols(h.cols), pitch(h.pitch), codes(detail::upload(h.codes)),
+          scales(detail::upload(h.scales)), lut(detail::upload(h.lut)) {}
+    view base_view() const { return {codes.data(), scales.data(), lut.data(), rows, cols, pitch}; }
+    csr_view ortho_view() const { return {}; }
+    std::size_t bytes() const { return codes.bytes() + scales.bytes() + lut.bytes(); }
+  };
+};
+
+/// The ortho stream in upload layout: columns widened to 32 bits, FP16 values as bits.
+struct host_ortho {
+  std::vector<std::uint32_t> row_ptr, col_index;
+  std::vector<std::uint16_t> values;
+  float scale = 0.0f;
+
+  /// Validates `o` (qcodec::error naming `name`) and converts it; an empty stream stays empty.
+  static host_ortho prepare(const ortho_stream& o, std::string_view name) {
+    o.validate(name);
+    host_ortho h;
+    if (o.nnz() == 0) return h;
+    h.row_ptr = o.row_offsets;
+    if (ortho_stream::narrow_columns(o.cols)) h.col_index.assign(o.columns16.begin(), o.columns16.end());
+    else h.col_index = o.columns32;
+    h.values.resize(o.values.size());
+    for (std::size_t e = 0; e < o.values.size(); ++e) h.values[e] = std::bit_cast<std::uint16_t>(o.values[e]);
+    h.scale = o.scale[0];
+    return h;
+  }
+  csr_view view() const {
+    if (row_ptr.empty()) return {};
+    return {row_ptr.data(), col_index.data(), values.data(), scale};
+  }
+};
+
+/// The ortho stream in device memory.
+struct device_ortho {
+  device_buffer<std::uint32_t> row_ptr, col_index;
+  device_buffer<std::uint16_t> values;
+  float scale = 0.0f;
+
+  explicit device_ortho(const host_ortho& h)
+      : row_ptr(detail::upload(h.row_ptr)), col_index(detail::upload(h.col_index)),
+        values(detail::upload(h.values)), scale(h.scale) {}
+  csr_view view() const {
+    if (row_ptr.empty()) return {};
+    return {row_ptr.data(), col_index.data(), values.data(), scale};
+  }
+  std::size_t bytes() const { return row_ptr.bytes() + col_index.bytes() + values.bytes(); }
+};
+
+template <class Base>
+struct device_codec<outlier_split<Base>> {
+  using codec_type = outlier_split<Base>;
+  using base_layout = device_codec<Base>;
+  using view = typename base_layout::view;
+  static constexpr index_t chunk_cols = base_layout::chunk_cols;
+
+  struct host_arrays {
+    typename base_layout::host_arrays base;
+    host_ortho ortho;
+    view base_view() const { return base.base_view(); }
+    csr_view ortho_view() const { return ortho.view(); }
+  };
+
+  static host_arrays prepare(const typename codec_type::storage& s, std::string_view name) {
+    codec_type::validate(s, name);
+    return {base_layout::prepare(s.base, name), host_ortho::prepare(s.ortho, name)};
+  }
+
+  struct device_arrays {
+    typename base_layout::device_arrays base;
+    device_ortho ortho;
+    index_t rows = 0, cols = 0;
+
+    explicit device_arrays(const host_arrays& h) : base(h.base), ortho(h.ortho), rows(base.rows), cols(base.cols) {}
+    view base_view() const { return base.base_view(); }
+    csr_view ortho_view() const { return ortho.view(); }
+    std::size_t bytes() const { return base.bytes() + ortho.bytes(); }
+  };
+};
+
+}  // namespace qcodec::cuda

@@ -1,0 +1,42 @@
+#pragma once
+/// Checked CUDA and cuBLAS calls: every failure becomes a qcodec::error naming the call and
+/// carrying the CUDA error string.
+
+#include <string_view>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "qcodec/core/error.hpp"
+
+namespace qcodec::cuda {
+
+/// Throws qcodec::error naming `what` unless `status` is cudaSuccess.
+inline void check(cudaError_t status, std::string_view what) {
+  if (status != cudaSuccess)
+    qcodec::detail::fail("CUDA: ", what, " failed: ", cudaGetErrorName(status), ": ",
+                 cudaGetErrorString(status));
+}
+
+/// Throws qcodec::error naming `what` unless `status` is CUBLAS_STATUS_SUCCESS.
+inline void check(cublasStatus_t status, std::string_view what) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    qcodec::detail::fail("cuBLAS: ", what, " failed: ", cublasGetStatusName(status), ": ",
+                 cublasGetStatusString(status));
+}
+
+/// Checks the launch of kernel `name` (bad configuration, missing device code); kernels
+/// run asynchronously, so faults during execution surface at the next checked call.
+inline void check_launch(std::string_view name) { check(cudaGetLastError(), name); }
+
+/// Number of usable CUDA devices; 0 when there is no device or no driver (never throws).
+inline int device_count() noexcept {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+}  // namespace qcodec::cuda

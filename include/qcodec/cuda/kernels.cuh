@@ -1,0 +1,175 @@
+#pragma once
+/// Kernels over any device_codec view: decode to FP32/FP16/BF16, the fused decode-GEMV with
+/// the ortho stream and the bias broadcast, each with a
+/// checked host launcher that enqueues on the caller's stream and never synchronises.
+///
+/// Shapes: x is batch x cols, y is batch x rows (row-major, like the CPU op), W is rows x cols.
+
+#include <cstdint>
+#include <cstring>
+
+#include <cuda_runtime.h>
+
+#include "qcodec/cuda/device_codec.cuh"
+#include "qcodec/cuda/element.cuh"
+#include "qcodec/cuda/error.cuh"
+#include "qcodec/cuda/launch_geometry.cuh"
+
+namespace qcodec::cuda {
+namespace kernels {
+
+/// out[j] = p[j] as float, j < N: 16-byte vector loads when `p` is 16-byte aligned (rows of x
+/// whose byte length is a multiple of 16, at chunk starts), else element loads.
+template <class T, int N>
+__device__ void load_floats(const T* p, float (&out)[N]) {
+  constexpr int per_vector = 16 / static_cast<int>(sizeof(T));
+  static_assert(N % per_vector == 0, "a chunk is a whole number of 16-byte vectors");
+  if (reinterpret_cast<std::uintptr_t>(p) % 16 == 0) {
+#pragma unroll
+    for (int v = 0; v < N / per_vector; ++v) {
+      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(p) + v);
+      T items[per_vector];
+      std::memcpy(items, &raw, sizeof raw);
+#pragma unroll
+      for (int i = 0; i < per_vector; ++i) out[v * per_vector + i] = element<T>::to_float(items[i]);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) out[j] = element<T>::to_float(p[j]);
+  }
+}
+
+/// out[(r - first_row) * ld + c] = B[r, c] + alpha * O[r, c] for rows
+/// [first_row, first_row + row_count), summed in FP32 and rounded to T once.
+template <class View, class T>
+__global__ void __launch_bounds__(elementwise_threads)
+decode(View w, csr_view ortho, float alpha, index_t first_row, index_t row_count, T* out, index_t ld) {
+  constexpr index_t chunk_cols = View::chunk_cols;
+  const index_t chunks = w.chunks_per_row();
+  for (index_t item = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; item < row_count * chunks;
+       item += static_cast<index_t>(gridDim.x) * blockDim.x) {
+    const index_t r = item / chunks, chunk = item % chunks;
+    float values[chunk_cols];
+    w.decode_chunk(first_row + r, chunk, values);
+    if (alpha != 0.0f) add_ortho(ortho, alpha, first_row + r, chunk * chunk_cols, values);
+    T* dst = out + r * ld + chunk * chunk_cols;
+    const index_t valid = w.cols - chunk * chunk_cols;
+#pragma unroll
+    for (int j = 0; j < chunk_cols; ++j)
+      if (j < valid) dst[j] = element<T>::from_float(values[j]);
+  }
+}
+
+/// y[b, r] = sum_c x[b, c] * (W[r, c] + alpha * O[r, c]) + bias[r] for b < batch <= Batch.
+/// One warp per weight row: each lane decodes 16-byte chunks of codes straight into FP32
+/// dot products (no decoded weight is ever stored), lanes then share the row's ortho
+/// nonzeros and the warp reduces by shuffles. FP32 accumulation.
+template <int Batch, class View, class T>
+__global__ void __launch_bounds__(gemv_threads)
+fused_gemv(View w, csr_view ortho, float alpha, const T* __restrict__ x, index_t batch,
+           const float* __restrict__ bias, T* __restrict__ y) {
+  constexpr index_t chunk_cols = View::chunk_cols;
+  const int lane = threadIdx.x % 32;
+  const index_t row = blockIdx.x * static_cast<index_t>(gemv_rows_per_block) + threadIdx.x / 32;
+  if (row >= w.rows) return;
+  const index_t cols = w.cols;
+  float acc[Batch];
+#pragma unroll
+  for (int b = 0; b < Batch; ++b) acc[b] = 0.0f;
+
+  const index_t chunks = w.chunks_per_row();
+  for (index_t chunk = lane; chunk < chunks; chunk += 32) {
+    float values[chunk_cols];
+    w.decode_chunk(row, chunk, values);
+    const index_t first = chunk * chunk_cols;
+    const index_t valid = cols - first;
+#pragma unroll
+    for (int b = 0; b < Batch; ++b) {
+      if (b >= batch) break;
+      const T* xb = x + b * cols + first;
+      float sum = 0.0f;
+      if (valid >= chunk_cols) {
+        float xs[chunk_cols];
+        load_floats(xb, xs);
+#pragma unroll
+        for (int j = 0; j < chunk_cols; ++j) sum += values[j] * xs[j];
+      } else {
+#pragma unroll
+        for (int j = 0; j < chunk_cols; ++j)
+          if (j < valid) sum += values[j] * element<T>::to_float(xb[j]);
+      }
+      acc[b] += sum;
+    }
+  }
+
+  if (!ortho.empty() && alpha != 0.0f) {
+    for (std::uint32_t k = ortho.row_ptr[row] + lane; k < ortho.row_ptr[row + 1]; k += 32) {
+      const float o = alpha * ortho.value(k);
+      const index_t c = ortho.col_index[k];
+#pragma unroll
+      for (int b = 0; b < Batch; ++b)
+        if (b < batch) acc[b] += o * element<T>::to_float(x[b * cols + c]);
+    }
+  }
+
+#pragma unroll
+  for (int b = 0; b < Batch; ++b)
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], offset);
+
+  if (lane == 0) {
+    const float add = bias != nullptr ? bias[row] : 0.0f;
+#pragma unroll
+    for (int b = 0; b < Batch; ++b)
+      if (b < batch) y[b * w.rows + row] = element<T>::from_float(acc[b] + add);
+  }
+}
+
+/// y[b, r] = bias[r] for b < batch.
+template <class T>
+__global__ void __launch_bounds__(elementwise_threads)
+broadcast_bias(const float* bias, index_t rows, index_t batch, T* y) {
+  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < rows * batch;
+       i += static_cast<index_t>(gridDim.x) * blockDim.x)
+    y[i] = element<T>::from_float(bias[i % rows]);
+}
+
+}  // namespace kernels
+
+/// Enqueues the decode of rows [first_row, first_row + row_count) of B + alpha O into `out`
+/// (leading dimension `ld` >= w.cols elements) on `stream`; alpha = 1 is the codec's decode.
+template <class View, class T>
+void decode(const View& w, csr_view ortho, float alpha, index_t first_row, index_t row_count, T* out, index_t ld,
+            cudaStream_t stream) {
+  if (first_row < 0 || row_count < 0 || first_row + row_count > w.rows || ld < w.cols)
+    qcodec::detail::fail("cuda::decode: rows [", first_row, ", ", first_row + row_count, ") of ", w.rows,
+                         " with ld ", ld, " for ", w.cols, " columns");
+  if (row_count == 0) return;
+  kernels::decode<View, T><<<static_cast<unsigned>(elementwise_blocks(row_count * w.chunks_per_row())),
+                             elementwise_threads, 0, stream>>>(w, ortho, alpha, first_row, row_count, out, ld);
+  check_launch("decode kernel");
+}
+
+/// Enqueues y = x (W + alpha O)^T + bias with the fused decode-GEMV (1 <= batch <= 16).
+template <class View, class T>
+void fused_gemv(const View& w, csr_view ortho, float alpha, const T* x, index_t batch, const float* bias, T* y,
+                cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>(gemv_blocks(w.rows));
+  switch (gemv_batch_bucket(batch)) {
+    case 1: kernels::fused_gemv<1, View, T><<<blocks, gemv_threads, 0, stream>>>(w, ortho, alpha, x, batch, bias, y); break;
+    case 4: kernels::fused_gemv<4, View, T><<<blocks, gemv_threads, 0, stream>>>(w, ortho, alpha, x, batch, bias, y); break;
+    case 16: kernels::fused_gemv<16, View, T><<<blocks, gemv_threads, 0, stream>>>(w, ortho, alpha, x, batch, bias, y); break;
+    default: qcodec::detail::fail("cuda::fused_gemv: batch ", batch, " outside 1..", max_gemv_batch);
+  }
+  check_launch("fused_gemv kernel");
+}
+
+/// Enqueues y[b, r] = bias[r] for the whole batch x rows output.
+template <class T>
+void broadcast_bias(const float* bias, index_t rows, index_t batch, T* y, cudaStream_t stream) {
+  kernels::broadcast_bias<T><<<static_cast<unsigned>(elementwise_blocks(rows * batch)), elementwise_threads, 0, stream>>>(
+      bias, rows, batch, y);
+  check_launch("broadcast_bias kernel");
+}
+
+}  // namespace qcodec::cuda
