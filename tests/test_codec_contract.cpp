@@ -2,6 +2,8 @@
 // the list is tested here without writing a test.
 #include <catch2/catch.hpp>
 
+#include <cfloat>
+#include <cmath>
 #include <limits>
 
 #include <qcodec/qcodec.hpp>
@@ -57,4 +59,58 @@ TEMPLATE_LIST_TEST_CASE("codecs keep zero rows exact and never flip a sign on ed
   CHECK(decoded.allFinite());
   CHECK((decoded.row(0).array() == 0.0f).all());
   CHECK(measure_fidelity(w, decoded).sign_flips == 0);
+}
+
+TEMPLATE_LIST_TEST_CASE("an encoded_matrix built from corrupted storage throws", "[contract][errors]",
+                        all_codecs) {
+  const auto encoded = TestType{}.encode(synthetic_weights(9, 67, weight_family::heavy_tailed, 3));
+  CHECK_NOTHROW(encoded_matrix<TestType>(encoded.storage()));
+  // The first array of every codec holds the codes (a nested storage: "base.codes"); one byte
+  // short, a decode of the last row would read past it.
+  auto truncated = encoded.storage();
+  bool first = true;
+  truncated.visit_arrays([&](std::string_view, auto& values) {
+    if (first) values.pop_back();
+    first = false;
+  });
+  CHECK_THROWS_AS(encoded_matrix<TestType>(std::move(truncated)), qcodec::error);
+  auto misshapen = encoded.storage();
+  misshapen.rows += 1;
+  CHECK_THROWS_AS(encoded_matrix<TestType>(std::move(misshapen)), qcodec::error);
+}
+
+TEST_CASE("linear validate rejects a finite scale whose codes decode to Inf", "[contract][linear]") {
+  const row_matrix w = synthetic_weights(3, 16, weight_family::gaussian, 9);
+  auto s = linear<8>{}.encode(w).storage();
+  s.scales[1] = FLT_MAX;  // finite, but code 255 decodes to (255 - 128) * FLT_MAX = Inf
+  CHECK_THROWS_WITH(linear<8>::validate(s, "w"), Catch::Contains("'w'") && Catch::Contains("scale 1"));
+
+  // Asymmetric: the reach max(15 - z, z) sets the limit. FLT_MAX / 10 overflows with z = 0
+  // (15 * FLT_MAX / 10) and not with z = 7 (8 * FLT_MAX / 10), which then decodes finitely.
+  using asym = linear<4, per_row, float, symmetry::asymmetric>;
+  auto a = asym{}.encode(w).storage();
+  a.scales[0] = FLT_MAX / 10;
+  a.zero_points[0] = 0;
+  CHECK_THROWS_AS(asym::validate(a, "w"), qcodec::error);
+  a.zero_points[0] = 7;
+  CHECK_NOTHROW(asym::validate(a, "w"));
+  CHECK(encoded_matrix<asym>(a).decode().allFinite());
+}
+
+TEST_CASE("linear encode caps a huge scale at the largest one that decodes finitely",
+          "[contract][linear]") {
+  // Range [-FLT_MAX, FLT_MAX] asymmetric INT4: scale 2 FLT_MAX / 15, zero point rint(7.5) = 8,
+  // reach max(15 - 8, 8) = 8, and 8 * 2/15 FLT_MAX overflows: the encoder must cap the scale
+  // at the largest float s with 8 s finite (a direct bound, not ~5 * 10^5 one-ULP steps).
+  using asym = linear<4, per_row, float, symmetry::asymmetric>;
+  row_matrix w(1, 4);
+  w << -FLT_MAX, FLT_MAX, 1.0f, -2.0f;
+  const auto encoded = asym{}.encode(w);
+  const float scale = encoded.storage().scales[0];
+  const int zero = encoded.storage().zero_points[0];
+  const int reach = std::max(asym::max_code - zero, zero - asym::min_code);
+  CHECK(std::isfinite(static_cast<float>(reach) * scale));
+  CHECK_FALSE(std::isfinite(static_cast<float>(reach) * std::nextafter(scale, FLT_MAX)));
+  CHECK(encoded.decode().allFinite());
+  CHECK(measure_fidelity(w, encoded.decode()).sign_flips == 0);
 }

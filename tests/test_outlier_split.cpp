@@ -83,11 +83,67 @@ TEMPLATE_LIST_TEST_CASE("outlier split beats its base and stores exact outliers"
     }
   CHECK(violations == 0);
 
-  // alpha = 0: the base alone is the base codec applied to W clipped at t (the split's one
-  // tensor-wide clip), and meets that codec's own step bounds element by element.
-  const row_matrix clipped = w.cwiseMax(-t).cwiseMin(t);
-  if constexpr (codec_traits<TestType>::is_linear) testing::check_linear_bounds(clipped, base);
+  // alpha = 0, inliers (|w| <= t, where the clamp leaves W unchanged): the base meets the
+  // base codec's own element bound against W itself. Linear: the step bound of
+  // linear_bounds.hpp. QINS: the level-spacing bound of test_qins.cpp, relative
+  // (1 - rho)/(1 + rho) + 2^-21 above the row's smallest level d (row scale min(t, max|w|)),
+  // else d/2.
+  const auto inlier = [&](index_t r, index_t c) { return std::abs(w(r, c)) <= t; };
+  if constexpr (codec_traits<TestType>::is_linear) {
+    testing::check_linear_bounds(w, base, inlier);
+  } else {
+    const double rho = TestType::rho(s.base);
+    const double relative_bound = (1 - rho) / (1 + rho) + 0x1p-21;
+    index_t inlier_violations = 0;
+    for (index_t r = 0; r < rows; ++r) {
+      const double smallest = s.base.lut[TestType::max_magnitude] * s.base.scales[static_cast<std::size_t>(r)];
+      for (index_t c = 0; c < cols; ++c) {
+        if (!inlier(r, c)) continue;
+        const double x = w(r, c), error = std::abs(x - b(r, c));
+        const bool ok = x == 0                    ? b(r, c) == 0
+                        : std::abs(x) >= smallest ? error <= relative_bound * std::abs(x)
+                                                  : error <= smallest / 2;
+        inlier_violations += !ok;
+      }
+    }
+    CHECK(inlier_violations == 0);
+  }
+  // alpha = 0, outliers: the base holds the clipped value sign(w) t coded by the base codec,
+  // so it keeps the sign and meets that codec's bound against sign(w) t. |b| <= |w| itself is
+  // not exact for linear bases: a block's range end may lie above t (an asymmetric zero point
+  // rounds by up to s/2, an FP16 scale rounds up by up to 2^-11), so an outlier just above t
+  // may decode to that end. QINS puts the row scale, t, on code 1: b = sign(w) t < |w|.
+  const row_matrix clamped = w.cwiseMax(-t).cwiseMin(t);
+  const auto outlier = [&](index_t r, index_t c) { return !inlier(r, c); };
+  if constexpr (codec_traits<TestType>::is_linear) testing::check_linear_bounds(clamped, base, outlier);
+  index_t outlier_violations = 0;
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t c = 0; c < cols; ++c)
+      if (outlier(r, c))
+        outlier_violations += std::signbit(b(r, c)) != std::signbit(w(r, c)) ||
+                              (!codec_traits<TestType>::is_linear && b(r, c) != clamped(r, c));
+  CHECK(outlier_violations == 0);
   CHECK(measure_fidelity(w, b).sign_flips == 0);
+
+  // Heavy tails: the inliers are coded at least as well by the split's base as by the base
+  // codec alone (the point of the split, DESIGN part 3). The clamped ranges are never wider:
+  // a linear block without an outlier sees the same values and codes them identically; one
+  // with an outlier has its range cut from max|w| > t to t, so its step is finer and every
+  // inlier still lies inside it; a QINS row with an outlier gets scale t < max|w|, its levels
+  // move down onto the inliers. The sum over inliers, not each element, is compared: rounding
+  // may favour either grid for a single weight.
+  if (family == weight_family::heavy_tailed && s.ortho.nnz() > 0) {
+    const row_matrix b_alone = TestType{}.encode(w).decode();
+    double split_sq = 0, alone_sq = 0;
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < cols; ++c)
+        if (inlier(r, c)) {
+          split_sq += std::pow(double{w(r, c)} - b(r, c), 2);
+          alone_sq += std::pow(double{w(r, c)} - b_alone(r, c), 2);
+        }
+    CAPTURE(split_sq, alone_sq);
+    CHECK(split_sq <= alone_sq);
+  }
 
   // Bytes: base + CSR (uint32 offsets, uint16 columns here, FP16 values, one FP32 scale).
   const std::size_t ortho_bytes =
@@ -165,6 +221,7 @@ TEST_CASE("outlier split rejects bad input and corrupted storage", "[outlier_spl
   corrupt([](storage& s) { s.ortho.row_offsets.pop_back(); });
   corrupt([](storage& s) { s.ortho.row_offsets.back() += 1; });
   corrupt([](storage& s) { s.ortho.row_offsets[1] = s.ortho.row_offsets.back() + 1; });
+  corrupt([](storage& s) { s.ortho.row_offsets[1] = s.ortho.nnz() + 5; });
   corrupt([](storage& s) { s.ortho.columns16[0] = 100; });
   corrupt([](storage& s) {
     s.ortho.columns32.assign(s.ortho.columns16.begin(), s.ortho.columns16.end());
@@ -176,6 +233,21 @@ TEST_CASE("outlier split rejects bad input and corrupted storage", "[outlier_spl
   corrupt([](storage& s) { s.ortho.scale.clear(); });
   corrupt([](storage& s) { s.base.scales.pop_back(); });
   corrupt([](storage& s) { s.ortho.cols = 99; });
+  {
+    // rows = 2, n = 2, row_offsets = [0, n + 5, n]: front and back are right, but row 0 would
+    // read columns [0, n + 5), past the n stored entries, unless every offset is checked
+    // against n before any column is read (the message names the offset, not a column).
+    ortho_stream o;
+    o.rows = 2;
+    o.cols = 100;
+    o.values = {half(1.0f), half(2.0f)};
+    o.columns16 = {3, 7};
+    o.scale = {1.0f};
+    o.row_offsets = {0, 2, 2};
+    CHECK_NOTHROW(o.validate("o"));
+    o.row_offsets = {0, 2 + 5, 2};
+    CHECK_THROWS_WITH(o.validate("o"), Catch::Contains("row_offsets[1] = 7 is not in [0, 2]"));
+  }
   corrupt([](storage& s) {
     // Two entries of one row swapped: columns no longer increasing.
     for (index_t r = 0; r < s.rows; ++r) {

@@ -1,6 +1,7 @@
 // safetensors reading and writing: plain tensors, encoded matrices of every codec, and the
 // rejection of each kind of bad file.
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -221,6 +222,24 @@ TEST_CASE("writes are atomic: a failure leaves the target and the directory unto
   CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
 }
 
+TEST_CASE("an atomic write keeps the target's mode, and a new file gets 0666 less the umask") {
+  temp_dir dir;
+  const fs::path target = dir / "private.safetensors";
+  write_bytes(target, "previous content");
+  fs::permissions(target, fs::perms::owner_read | fs::perms::owner_write);
+  io::safetensors_writer writer;
+  writer.add_matrix("w", row_matrix::Ones(2, 3));
+  writer.write(target);
+  CHECK(fs::status(target).permissions() == (fs::perms::owner_read | fs::perms::owner_write));
+  CHECK(io::safetensors_file::open(target).read_matrix("w") == row_matrix::Ones(2, 3));
+
+  const ::mode_t mask = ::umask(027);  // a umask that 0644 would ignore
+  writer.write(dir / "fresh.safetensors");
+  ::umask(mask);
+  CHECK(fs::status(dir / "fresh.safetensors").permissions() ==
+        (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
+}
+
 TEST_CASE("malformed files are rejected with an error naming the file and the problem") {
   temp_dir dir;
   require_rejected(dir, "", "truncated file");
@@ -248,6 +267,9 @@ TEST_CASE("malformed files are rejected with an error naming the file and the pr
                    "tensor 't': declared shape overflows");
   require_rejected(dir, one_tensor({{"shape", {std::uint64_t{1} << 62}}}),
                    "tensor 't': shape and dtype need more than 2^64");
+  // Zero elements, so no byte count catches it; read_matrix would cast 2^63 to a negative index_t.
+  require_rejected(dir, one_tensor({{"shape", {std::uint64_t{1} << 63, 0}}, {"data_offsets", {0, 0}}}, ""),
+                   "tensor 't': shape extent 9223372036854775808 exceeds 2^63 - 1");
   require_rejected(dir, one_tensor({{"data_offsets", {0, 16}}, {"shape", {4}}}),
                    "tensor 't': data_offsets [0, 16) run past the data section (8 bytes)");
   require_rejected(dir, one_tensor({{"data_offsets", {8, 0}}}), "tensor 't': data_offsets begin after");

@@ -69,7 +69,11 @@ class encoded_matrix {
   using codec_type = Codec;
   using storage_type = typename Codec::storage;
 
-  explicit encoded_matrix(storage_type storage) : storage_(std::move(storage)) {}
+  /// Takes `storage` after Codec::validate accepts it (throws qcodec::error otherwise), so
+  /// decode never reads past an inconsistent storage.
+  explicit encoded_matrix(storage_type storage) : storage_(std::move(storage)) {
+    Codec::validate(storage_, "encoded_matrix");
+  }
 
   index_t rows() const { return storage_.rows; }
   index_t cols() const { return storage_.cols; }

@@ -8,10 +8,18 @@
 /// decodes to the opposite sign.
 
 #include <cmath>
+#include <cstddef>
 
 #include "qcodec/config.hpp"
 
 namespace qcodec::linear_math {
+
+/// Index of the scale (and zero point) of column group `group` of row `row`: blocks are
+/// row-major, `groups_per_row` per row (1 for per-row scales); a per-tensor scale is block 0.
+QCODEC_HD std::ptrdiff_t block_index(std::ptrdiff_t row, std::ptrdiff_t group,
+                                     std::ptrdiff_t groups_per_row, bool per_tensor) {
+  return per_tensor ? 0 : row * groups_per_row + group;
+}
 
 /// Decoded value of code `code`.
 QCODEC_HD float dequantize(unsigned code, int offset, float scale) {

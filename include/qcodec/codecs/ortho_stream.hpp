@@ -98,10 +98,17 @@ struct ortho_stream {
       detail::fail("tensor '", name, "': scale must be one finite power of two");
     if (row_offsets.front() != 0 || row_offsets.back() != n)
       detail::fail("tensor '", name, "': row_offsets must run from 0 to ", n);
+    // Every offset in [previous, n] before any column is read: no entry index past the arrays.
     for (index_t r = 0; r < rows; ++r) {
       const std::size_t first = row_offsets[static_cast<std::size_t>(r)];
       const std::size_t last = row_offsets[static_cast<std::size_t>(r) + 1];
-      if (last < first) detail::fail("tensor '", name, "': row_offsets decrease at row ", r);
+      if (last < first || last > n)
+        detail::fail("tensor '", name, "': row_offsets[", r + 1, "] = ", last,
+                     " is not in [", first, ", ", n, "]");
+    }
+    for (index_t r = 0; r < rows; ++r) {
+      const std::size_t first = row_offsets[static_cast<std::size_t>(r)];
+      const std::size_t last = row_offsets[static_cast<std::size_t>(r) + 1];
       const auto column = [&](std::size_t e) -> index_t {
         return narrow ? static_cast<index_t>(columns16[e]) : static_cast<index_t>(columns32[e]);
       };
@@ -119,16 +126,16 @@ struct ortho_stream {
 
   template <class Visitor>
   void visit_arrays(Visitor&& visit, std::string_view prefix = "ortho.") {
-    visit_all(*this, visit, prefix);
+    visit_arrays_of(*this, visit, prefix);
   }
   template <class Visitor>
   void visit_arrays(Visitor&& visit, std::string_view prefix = "ortho.") const {
-    visit_all(*this, visit, prefix);
+    visit_arrays_of(*this, visit, prefix);
   }
 
  private:
   template <class Self, class Visitor>
-  static void visit_all(Self& self, Visitor& visit, std::string_view prefix) {
+  static void visit_arrays_of(Self& self, Visitor& visit, std::string_view prefix) {
     const auto named = [&](std::string_view array, auto& values) {
       const std::string full = std::string(prefix) + std::string(array);
       visit(std::string_view(full), values);

@@ -38,23 +38,18 @@ class outlier_split {
     ortho_stream ortho;
 
     template <class Visitor>
-    void visit_arrays(Visitor&& visit) {
-      visit_base(base, visit);
-      ortho.visit_arrays(visit);
-    }
+    void visit_arrays(Visitor&& visit) { visit_arrays_of(*this, visit); }
     template <class Visitor>
-    void visit_arrays(Visitor&& visit) const {
-      visit_base(base, visit);
-      ortho.visit_arrays(visit);
-    }
+    void visit_arrays(Visitor&& visit) const { visit_arrays_of(*this, visit); }
 
    private:
-    template <class BaseStorage, class Visitor>
-    static void visit_base(BaseStorage& base, Visitor& visit) {
-      base.visit_arrays([&](std::string_view array, auto& values) {
+    template <class Self, class Visitor>
+    static void visit_arrays_of(Self& self, Visitor& visit) {
+      self.base.visit_arrays([&](std::string_view array, auto& values) {
         const std::string full = "base." + std::string(array);
         visit(std::string_view(full), values);
       });
+      self.ortho.visit_arrays(visit);
     }
   };
 

@@ -135,10 +135,10 @@ struct device_codec<linear<Bits, Granularity, Scale, Symmetry>> {
     QCODEC_HD void decode_chunk(index_t row, index_t chunk, float (&out)[chunk_cols]) const {
       std::uint8_t bytes[chunk_bytes];
       detail::load_chunk(codes + row * pitch + chunk * chunk_bytes, bytes);
-      // (row, group) -> block, as storage::block_index.
-      index_t block = 0;
-      if constexpr (group_size > 0) block = row * groups_per_row + chunk * chunk_cols / group_size;
-      else if constexpr (!std::same_as<Granularity, per_tensor>) block = row;
+      index_t group = 0;  // a chunk never straddles two groups
+      if constexpr (group_size > 0) group = chunk * chunk_cols / group_size;
+      const index_t block = linear_math::block_index(row, group, groups_per_row,
+                                                     std::same_as<Granularity, per_tensor>);
       const float scale = detail::scale_value(scales[block]);
       int offset = codec_type::symmetric_offset;
       if constexpr (!codec_type::symmetric) offset = zero_points[block];

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -49,15 +51,28 @@ template <class Producer>
 void write_file_atomically(const std::filesystem::path& path, Producer&& produce) {
   const std::filesystem::path directory =
       path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
-  std::string temp_name = ".";
-  temp_name.append(path.filename().string()).append(".tmp-XXXXXX");
-  std::string temp = (directory / temp_name).string();
-  const int fd = ::mkstemp(temp.data());
+  // The temporary file gets the mode the target would get: an existing target's own mode,
+  // else 0666 less the umask (applied by the kernel to open's mode; mkstemp would force 0600).
+  struct stat target_status {};
+  const bool replacing = ::stat(path.c_str(), &target_status) == 0;
+  const std::string prefix = "." + path.filename().string() + ".tmp-";
+  std::string temp;
+  int fd = -1;
+  for (unsigned attempt = 0; fd < 0 && attempt < 100; ++attempt) {
+    static std::atomic<unsigned long> counter{0};
+    const auto clock = std::chrono::steady_clock::now().time_since_epoch().count();
+    temp = (directory / (prefix + std::to_string(::getpid()) + "-" + std::to_string(++counter) +
+                         "-" + std::to_string(clock)))
+               .string();
+    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) qcodec::detail::fail(path.string(), ": cannot create a temporary file in '",
                            directory.string(), "': ", std::strerror(errno));
   bool open = true;
   try {
-    ::fchmod(fd, 0644);
+    if (replacing && ::fchmod(fd, target_status.st_mode & 07777) != 0)
+      qcodec::detail::fail(path.string(), ": cannot set the temporary file's mode: ", std::strerror(errno));
     file_sink sink(fd, path.string());
     produce(sink);
     if (::fsync(fd) != 0) qcodec::detail::fail(path.string(), ": fsync failed: ", std::strerror(errno));

@@ -210,6 +210,9 @@ class safetensors_file {
       for (const auto& extent : *shape_it) {
         if (!extent.is_number_unsigned()) fail_tensor(name, "shape holds a non-integer or negative extent");
         const auto value = extent.get<std::uint64_t>();
+        // Every extent must fit index_t, even in a zero-element tensor such as [2^63, 0].
+        if (value > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()))
+          fail_tensor(name, "shape extent " + std::to_string(value) + " exceeds 2^63 - 1");
         t.shape.push_back(value);
         if (value != 0 && count > std::numeric_limits<std::uint64_t>::max() / value)
           fail_tensor(name, "declared shape overflows 64 bits");

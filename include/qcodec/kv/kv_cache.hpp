@@ -3,11 +3,13 @@
 ///
 /// Each appended token (head_dim values) is encoded as one row with its own parameters: its
 /// own scale (and zero point) for INT8/INT4 per-row codecs; its own scale for QINS, whose
-/// LUT is shared by the cache: the span chosen for the first token (the MSE-minimising span
-/// of qins::encode) is kept for every later token, so one LUT decodes every row. Values are
+/// LUT is shared by the cache: the span chosen for the first token with a non-zero value (the
+/// MSE-minimising span of qins::encode) is kept for every later token, so one LUT decodes
+/// every row. Tokens before it are all zero, stored as code 0, exact under any LUT. Values are
 /// decoded to FP32 before any arithmetic (QINS is a codec at rest). Keys are not encoded
 /// here: they may stay FP16 (`half`).
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <span>
@@ -75,7 +77,7 @@ class value_cache {
                                      std::remove_cvref_t<decltype(row_values)>>) {
           if (array != row_array) return;
           if (array == "lut") {
-            if (cached.empty()) cached = row_values;
+            if (!lut_fixed_) cached = row_values;
           } else {
             cached.insert(cached.end(), row_values.begin(), row_values.end());
           }
@@ -83,6 +85,7 @@ class value_cache {
       });
     });
     ++storage_.rows;
+    lut_fixed_ = lut_fixed_ || std::any_of(values.begin(), values.end(), [](float v) { return v != 0; });
   }
 
   /// Decodes tokens [first, last) into `out`, (last - first) x head_dim floats, row-major.
@@ -106,12 +109,13 @@ class value_cache {
   void clear() {
     storage_.visit_arrays([](std::string_view, auto& values) { values.clear(); });
     storage_.rows = 0;
+    lut_fixed_ = false;
   }
 
  private:
   encoded_matrix<Codec> encode_row(const Eigen::Map<const row_matrix>& row, std::string_view name) const {
     if constexpr (requires { Codec::span_octaves(storage_); }) {
-      if (size() > 0) return codec_.encode_with_span(row, Codec::span_octaves(storage_), name);
+      if (lut_fixed_) return codec_.encode_with_span(row, Codec::span_octaves(storage_), name);
     }
     return codec_.encode(row, name);
   }
@@ -128,6 +132,9 @@ class value_cache {
   Codec codec_;
   index_t head_dim_, capacity_;
   typename Codec::storage storage_;
+  /// True once a token with a non-zero value set the shared LUT (QINS); until then each
+  /// all-zero token's LUT is replaced by the next token's.
+  bool lut_fixed_ = false;
 };
 
 }  // namespace qcodec
