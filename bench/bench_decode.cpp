@@ -1,5 +1,6 @@
 // Decode throughput of each codec against an FP32 copy of the same matrix (the floor any
-// decode-into-memory pays), in one binary so ratios come from one run.
+// decode-into-memory pays), in one binary so ratios come from one run; and encode throughput
+// (bytes of FP32 input per second, clipping search included).
 #include <benchmark/benchmark.h>
 
 #include <qcodec/qcodec.hpp>
@@ -39,6 +40,15 @@ void BM_decode(benchmark::State& state) {
   state.counters["bpw"] = encoded.bpw();
 }
 
+template <class Codec>
+void BM_encode(benchmark::State& state) {
+  for (auto _ : state) {
+    const auto encoded = Codec{}.encode(weights());
+    benchmark::DoNotOptimize(encoded.storage().codes.data());
+  }
+  state.SetBytesProcessed(state.iterations() * rows * cols * 4);
+}
+
 }  // namespace
 
 #define COMMA ,
@@ -48,5 +58,16 @@ QCODEC_BENCH_DECODE(qcodec::linear<8>, "int8");
 QCODEC_BENCH_DECODE(qcodec::linear<8 COMMA qcodec::per_group<128>>, "int8-g128");
 QCODEC_BENCH_DECODE(qcodec::linear<4 COMMA qcodec::per_group<128>>, "int4-g128");
 QCODEC_BENCH_DECODE(qcodec::linear<4 COMMA qcodec::per_group<32>>, "int4-g32");
+QCODEC_BENCH_DECODE(qcodec::qins<8>, "qins8");
+QCODEC_BENCH_DECODE(qcodec::qins<4>, "qins4");
+
+#define QCODEC_BENCH_ENCODE(codec, label) \
+  BENCHMARK_TEMPLATE(BM_encode, codec)->Name("BM_" label "_encode/4096x4096")->Unit(benchmark::kMillisecond)
+QCODEC_BENCH_ENCODE(qcodec::linear<8>, "int8");
+QCODEC_BENCH_ENCODE(qcodec::linear<8 COMMA qcodec::per_group<128>>, "int8-g128");
+QCODEC_BENCH_ENCODE(qcodec::linear<4 COMMA qcodec::per_group<128>>, "int4-g128");
+QCODEC_BENCH_ENCODE(qcodec::linear<4 COMMA qcodec::per_group<32>>, "int4-g32");
+QCODEC_BENCH_ENCODE(qcodec::qins<8>, "qins8");
+QCODEC_BENCH_ENCODE(qcodec::qins<4>, "qins4");
 
 BENCHMARK_MAIN();

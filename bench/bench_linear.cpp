@@ -1,13 +1,24 @@
 // Forward of the dual-stream linear op (decode + GEMV/GEMM) for several codecs against Eigen's
-// FP32 GEMV/GEMM on the same shapes, in one binary so ratios come from one run. Also the
-// crossover cases: the fused decode-GEMV and the tiled decode-then-GEMM forced at small
-// batches, which set dual_stream_linear::default_gemv_max_batch.
+// FP32 GEMV/GEMM on the same shapes, and a memory read-bandwidth probe, in one binary so ratios
+// and "% of read bandwidth" come from one run. Cases are BM_<codec>_forward/<shape>/<batch>/
+// threads:<n>; "<codec>/int" is the op's opt-in integer domain. Each case cycles over enough
+// copies of its weights (>= 96 MB in all) that every call reads them from DRAM, never from the
+// 32 MB last-level cache. Also the crossover cases: the fused decode-GEMV and the tiled
+// decode-then-GEMM forced at small batches, which set dual_stream_linear::default_gemv_max_batch.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <utility>
+#include <vector>
+
+#if QCODEC_USE_OPENMP
+#  include <omp.h>
+#endif
 
 #include <qcodec/qcodec.hpp>
 
@@ -42,55 +53,124 @@ void set_counters(benchmark::State& state, shape s, index_t batch, double weight
   state.counters["weight_B/s"] = benchmark::Counter(weight_bytes, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void eigen_forward(benchmark::State& state, shape s, index_t batch) {
-  const row_matrix& w = weights(s);
+/// Bytes of weights a case cycles over, so that each call streams them from DRAM.
+constexpr double rotation_bytes = 96e6;
+
+std::size_t copies_for(double bytes) {
+  return static_cast<std::size_t>(std::max(1.0, std::ceil(rotation_bytes / bytes)));
+}
+
+void set_threads(int threads) {
+#if QCODEC_USE_OPENMP
+  omp_set_num_threads(threads);
+#endif
+  Eigen::setNbThreads(threads);
+}
+
+void eigen_forward(benchmark::State& state, shape s, index_t batch, int threads) {
+  set_threads(threads);
+  static std::pair<index_t, index_t> held{};
+  static std::vector<row_matrix> copies;
+  if (held != std::pair{s.rows, s.cols}) {
+    copies.assign(copies_for(4.0 * static_cast<double>(s.rows * s.cols)), weights(s));
+    held = {s.rows, s.cols};
+  }
   const row_matrix x = activations(batch, s.cols);
   row_matrix y(batch, s.rows);
+  std::size_t next = 0;
   for (auto _ : state) {
+    const row_matrix& w = copies[next++ % copies.size()];
     if (batch == 1) y.row(0).noalias() = w * x.row(0).transpose();  // Eigen GEMV
     else y.noalias() = x * w.transpose();                           // Eigen GEMM
     benchmark::DoNotOptimize(y.data());
   }
-  set_counters(state, s, batch, 4.0 * static_cast<double>(w.size()));
+  set_counters(state, s, batch, 4.0 * static_cast<double>(s.rows * s.cols));
+}
+
+/// Copies of the op for one shape (the last one asked for; others are released).
+template <class Codec>
+std::vector<std::unique_ptr<qcodec::dual_stream_linear<Codec>>>& ops_for(shape s) {
+  static std::pair<index_t, index_t> held{};
+  static std::vector<std::unique_ptr<qcodec::dual_stream_linear<Codec>>> ops;
+  if (held != std::pair{s.rows, s.cols}) {
+    ops.clear();
+    const auto encoded = Codec{}.encode(weights(s));
+    auto first = std::make_unique<qcodec::dual_stream_linear<Codec>>(encoded);
+    const double bytes = static_cast<double>(first->base().byte_size() + first->ortho().byte_size());
+    ops.push_back(std::move(first));
+    while (ops.size() < copies_for(bytes))
+      ops.push_back(std::make_unique<qcodec::dual_stream_linear<Codec>>(encoded));
+    held = {s.rows, s.cols};
+  }
+  return ops;
 }
 
 template <class Codec>
-qcodec::dual_stream_linear<Codec>& op_for(shape s) {
-  static std::map<std::pair<index_t, index_t>, std::unique_ptr<qcodec::dual_stream_linear<Codec>>> ops;
-  auto& op = ops[{s.rows, s.cols}];
-  if (!op) op = std::make_unique<qcodec::dual_stream_linear<Codec>>(Codec{}.encode(weights(s)));
-  return *op;
-}
-
-template <class Codec>
-void codec_forward(benchmark::State& state, shape s, index_t batch, index_t gemv_max_batch) {
-  auto& op = op_for<Codec>(s);
-  op.set_gemv_max_batch(gemv_max_batch);
+void codec_forward(benchmark::State& state, shape s, index_t batch, index_t gemv_max_batch,
+                   int threads, bool integer) {
+  set_threads(threads);
+  auto& ops = ops_for<Codec>(s);
+  for (auto& op : ops) {
+    op->set_gemv_max_batch(gemv_max_batch);
+    if constexpr (qcodec::is_linear_codec<typename qcodec::dual_stream_linear<Codec>::base_codec>)
+      op->set_integer_domain(integer);
+  }
   const row_matrix x = activations(batch, s.cols);
   row_matrix y(batch, s.rows);
+  std::size_t next = 0;
   for (auto _ : state) {
-    op.forward(x, y);
+    ops[next++ % ops.size()]->forward(x, y);
     benchmark::DoNotOptimize(y.data());
   }
-  op.set_gemv_max_batch(op.default_gemv_max_batch);
+  const auto& op = *ops.front();
   set_counters(state, s, batch,
                static_cast<double>(op.base().byte_size() + op.ortho().byte_size()));
   state.counters["bpw"] = 8.0 * static_cast<double>(op.base().byte_size() + op.ortho().byte_size()) /
                           static_cast<double>(s.rows * s.cols);
 }
 
-constexpr shape shapes[] = {{4096, 4096}, {11008, 4096}, {2048, 5632}, {768, 3072}};
+/// Memory read bandwidth: the sum of a 512 MB buffer (16x the last-level cache), each
+/// thread summing a contiguous slice with 4 independent vector accumulators.
+void read_bandwidth(benchmark::State& state, int threads) {
+  set_threads(threads);
+  static std::vector<float> buffer(index_t{128} << 20, 1.0f);
+  const index_t n = static_cast<index_t>(buffer.size());
+  for (auto _ : state) {
+    float total = 0;
+#if QCODEC_USE_OPENMP
+#  pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : total)
+#endif
+    for (int t = 0; t < threads; ++t) {
+      const index_t first = n * t / threads, last = n * (t + 1) / threads;
+      total += Eigen::Map<const Eigen::ArrayXf>(buffer.data() + first, last - first).sum();
+    }
+    benchmark::DoNotOptimize(total);
+  }
+  state.counters["read_B/s"] = benchmark::Counter(4.0 * static_cast<double>(n),
+                                                  benchmark::Counter::kIsIterationInvariantRate);
+}
+
+constexpr shape shapes[] = {{11008, 4096}, {4096, 4096}, {2048, 5632}, {768, 3072}};
 constexpr index_t batches[] = {1, 8, 64, 256};
+constexpr int thread_counts[] = {1, 2};
+
+std::string case_name(const std::string& label, shape s, index_t batch, int threads) {
+  return "BM_" + label + "_forward/" + s.label() + "/" + std::to_string(batch) + "/threads:" +
+         std::to_string(threads);
+}
 
 template <class Codec>
-void register_codec(const std::string& label) {
+void register_codec(const std::string& label, bool integer = false) {
   for (shape s : shapes)
     for (index_t batch : batches)
-      benchmark::RegisterBenchmark(
-          ("BM_" + label + "_forward/" + s.label() + "/" + std::to_string(batch)).c_str(),
-          [=](benchmark::State& state) {
-            codec_forward<Codec>(state, s, batch, qcodec::dual_stream_linear<Codec>::default_gemv_max_batch);
-          })->Unit(benchmark::kMillisecond)->UseRealTime();
+      for (int threads : thread_counts)
+        benchmark::RegisterBenchmark(
+            case_name(label + (integer ? "/int" : ""), s, batch, threads).c_str(),
+            [=](benchmark::State& state) {
+              codec_forward<Codec>(state, s, batch,
+                                   qcodec::dual_stream_linear<Codec>::default_gemv_max_batch,
+                                   threads, integer);
+            })->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 template <class Codec>
@@ -100,7 +180,7 @@ void register_crossover(const std::string& label, shape s) {
       benchmark::RegisterBenchmark(
           ("BM_" + label + "_crossover/" + s.label() + "/" + std::to_string(batch) +
            (fused ? "/gemv" : "/gemm")).c_str(),
-          [=](benchmark::State& state) { codec_forward<Codec>(state, s, batch, fused ? batch : 0); })
+          [=](benchmark::State& state) { codec_forward<Codec>(state, s, batch, fused ? batch : 0, 1, false); })
           ->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
@@ -108,15 +188,22 @@ void register_crossover(const std::string& label, shape s) {
 
 int main(int argc, char** argv) {
   using namespace qcodec;
+  for (int threads : thread_counts)
+    benchmark::RegisterBenchmark(("BM_read_bandwidth/threads:" + std::to_string(threads)).c_str(),
+                                 [=](benchmark::State& state) { read_bandwidth(state, threads); })
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
   for (shape s : shapes)
     for (index_t batch : batches)
-      benchmark::RegisterBenchmark(
-          ("BM_eigen-fp32_forward/" + s.label() + "/" + std::to_string(batch)).c_str(),
-          [=](benchmark::State& state) { eigen_forward(state, s, batch); })
-          ->Unit(benchmark::kMillisecond)->UseRealTime();
+      for (int threads : thread_counts)
+        benchmark::RegisterBenchmark(case_name("eigen-fp32", s, batch, threads).c_str(),
+                                     [=](benchmark::State& state) { eigen_forward(state, s, batch, threads); })
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
   register_codec<linear<8>>("int8");
   register_codec<linear<8, per_group<128>>>("int8-g128");
   register_codec<linear<4, per_group<128>>>("int4-g128");
+  register_codec<linear<8>>("int8", true);
+  register_codec<linear<8, per_group<128>>>("int8-g128", true);
+  register_codec<linear<4, per_group<128>>>("int4-g128", true);
   register_codec<qins<8>>("qins8");
   register_codec<outlier_split<linear<4, per_group<128>>>>("outliers+int4-g128");
   register_crossover<linear<4, per_group<128>>>("int4-g128", {4096, 4096});

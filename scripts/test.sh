@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite.
 # Variant from the environment: QCODEC_SIMD=native|avx2|avx512|none (default native),
-# QCODEC_SANITIZE=1 for AddressSanitizer + UndefinedBehaviorSanitizer.
+# QCODEC_SANITIZE=1 for AddressSanitizer + UndefinedBehaviorSanitizer,
+# QCODEC_TEST_TARGETS="test_a test_b" to build and run only those test executables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
@@ -22,5 +23,12 @@ if [[ $simd != native || $sanitize == 1 ]]; then
 fi
 echo "== qcodec tests: SIMD=$simd sanitize=$sanitize ($build)"
 cmake -S . -B "$build" "${args[@]}" >/dev/null
-cmake --build "$build" -j "$(nproc)"
-ctest --test-dir "$build" -j "$(nproc)" --output-on-failure
+targets=${QCODEC_TEST_TARGETS:-}
+if [[ -n $targets ]]; then
+  # shellcheck disable=SC2086
+  cmake --build "$build" -j "$(nproc)" --target $targets
+  ctest --test-dir "$build" -j "$(nproc)" --output-on-failure -R "^(${targets// /|}): "
+else
+  cmake --build "$build" -j "$(nproc)"
+  ctest --test-dir "$build" -j "$(nproc)" --output-on-failure
+fi

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
+#include <span>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -164,4 +166,76 @@ TEST_CASE("forward rejects mismatched shapes and leaves the output untouched", "
   CHECK_THROWS_AS(dual_stream_linear<codec_type>(codec_type{}.encode(w), std::vector<float>(19)),
                   qcodec::error);
   CHECK_NOTHROW(op.forward(random_activations(3, 50, 1), y));
+}
+
+namespace {
+
+using integer_op_codecs = std::tuple<linear<8>, linear<8, per_group<64>, float, symmetry::asymmetric>,
+                                     linear<4, per_group<128>>, linear<4, per_group<32>>,
+                                     outlier_split<linear<4, per_group<128>>>>;
+
+/// Checks the integer-domain forward against x · (B + alpha O)ᵀ + bias in FP64. Per output:
+/// the activation rounding |x_c - s_x q_c| <= s_x (1/2 + 2^-17) (ops/integer_gemv.hpp) times
+/// sum|ŵ|, plus FP32 roundings: the integer kernel's at most blocks + 7 (with blocks <= K / 64
+/// + 1) and the rounding of ŵ, each relative to sum|x^ ŵ|, then the sparse chain and the
+/// bias add (nnz + 2 roundings) relative to everything summed so far; gamma_n with
+/// n = K / 64 + nnz + 11 covers them all (Higham, eq. 3.5).
+template <class Op>
+void check_integer_forward(const Op& op, const row_matrix& x, const row_matrix& y) {
+  const row_matrix b = op.base().decode();
+  const index_t k = op.in_features();
+  const double alpha = op.alpha();
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(k));
+  index_t violations = 0;
+  for (index_t i = 0; i < x.rows(); ++i) {
+    const double x_scale = quantize_activation_row(
+        std::span<const float>(x.row(i).data(), static_cast<std::size_t>(k)), codes);
+    for (index_t r = 0; r < op.out_features(); ++r) {
+      double ref = op.bias().empty() ? 0.0 : op.bias()[static_cast<std::size_t>(r)];
+      double magnitude = std::abs(ref), weight_sum = 0;
+      for (index_t c = 0; c < k; ++c) {
+        const double w = b(r, c), xc = x(i, c), xq = x_scale * codes[static_cast<std::size_t>(c)];
+        ref += xc * w;
+        weight_sum += std::abs(w);
+        magnitude += std::abs(xc * w) + std::abs(xq * w);
+      }
+      index_t nnz = 0;
+      op.ortho().for_each_in_row(r, [&](index_t c, float v) {
+        ref += alpha * x(i, c) * v;
+        magnitude += std::abs(alpha * x(i, c) * v);
+        ++nnz;
+      });
+      const double n = static_cast<double>(k / 64 + nnz + 11), gamma = n * 0x1p-24 / (1 - n * 0x1p-24);
+      const double bound = x_scale * (0.5 + 0x1p-17) * weight_sum + gamma * magnitude;
+      if (!(std::abs(y(i, r) - ref) <= bound) && violations++ < 3)
+        FAIL_CHECK("batch row " << i << " output " << r << ": y=" << y(i, r) << " ref=" << ref
+                                << " bound=" << bound);
+    }
+  }
+  CHECK(violations == 0);
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("integer-domain forward matches the FP64 reference within the activation step",
+                        "[op][integer]", integer_op_codecs) {
+  const auto [rows, cols] = GENERATE(table<index_t, index_t>({{37, 129}, {70, 300}, {9, 2200}}));
+  const row_matrix w = synthetic_weights(rows, cols, weight_family::outlier_columns, 3 + rows);
+  dual_stream_linear<TestType> op(TestType{}.encode(w), std::vector<float>(static_cast<std::size_t>(rows), -0.5f));
+  op.set_integer_domain(true);
+  REQUIRE(op.integer_domain());
+  for (index_t batch : {1, 2, 7, 9, 64, 300}) {
+    const row_matrix x = random_activations(batch, cols, 17 + static_cast<unsigned>(batch));
+    row_matrix y1(batch, rows), y2(batch, rows);
+    set_threads(1);
+    op.forward(x, y1);
+    set_threads(2);
+    op.forward(x, y2);
+    CAPTURE(codec_traits<TestType>::name, rows, cols, batch);
+    CHECK(y1 == y2);  // thread-count independence
+    op.set_alpha(batch % 2 == 0 ? 1.0f : 0.5f);
+    op.forward(x, y1);
+    check_integer_forward(op, x, y1);
+  }
+  set_threads(detail::op_thread_count());
 }

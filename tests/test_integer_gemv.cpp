@@ -69,6 +69,69 @@ TEMPLATE_LIST_TEST_CASE("integer gemv matches the FP64 reference within the acti
   check_against_reference(encoded.decode(), x, y);
 }
 
+namespace {
+
+/// Runs `body(backend)` for every compiled SIMD backend.
+template <class Body>
+void for_each_backend(Body&& body) {
+  std::apply([&](auto... backend) { (body(backend), ...); }, simd::compiled_backends{});
+}
+
+/// Checks a SIMD integer kernel against the FP64 product of the quantized activations
+/// x^ = s_x q and the decoded weight: the integer parts are exact, and the FP32 part has at
+/// most blocks + 7 roundings (ops/integer_gemv.hpp, detail::integer_rows) plus the rounding of
+/// each decoded ŵ, so |y - x^ Ŵᵀ| <= (gamma_(blocks + 7) + 2^-24) sum|x^ ŵ|.
+void check_kernel(const row_matrix& decoded, matrix_view x, matrix_view y, index_t blocks) {
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(x.cols()));
+  const double n = static_cast<double>(blocks + 7), u = 0x1p-24;
+  const double relative = n * u / (1 - n * u) + u;
+  index_t violations = 0;
+  for (index_t b = 0; b < x.rows(); ++b) {
+    const double x_scale = quantize_activation_row(
+        std::span<const float>(x.row(b).data(), static_cast<std::size_t>(x.cols())), codes);
+    for (index_t r = 0; r < decoded.rows(); ++r) {
+      double quantized = 0, magnitude = 0;
+      for (index_t c = 0; c < x.cols(); ++c) {
+        const double term = x_scale * codes[static_cast<std::size_t>(c)] * double{decoded(r, c)};
+        quantized += term;
+        magnitude += std::abs(term);
+      }
+      if (!(std::abs(y(b, r) - quantized) <= relative * magnitude) && violations++ < 5)
+        FAIL_CHECK("batch " << b << " row " << r << ": y=" << y(b, r) << " ref=" << quantized
+                            << " bound=" << relative * magnitude);
+    }
+  }
+  CHECK(violations == 0);
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("every compiled integer kernel matches the quantized FP64 reference",
+                        "[integer_gemv][simd]", linear_codecs) {
+  // Ragged shapes: columns not multiples of 16/32/64, per-row rows longer than one fold block.
+  const auto [rows, cols] = GENERATE(table<index_t, index_t>(
+      {{3, 1}, {5, 63}, {4, 64}, {9, 130}, {6, 300}, {3, 1000}, {2, 4100}, {17, 257}}));
+  const index_t batch = GENERATE(1, 5, 8, 11);
+  const row_matrix w = synthetic_weights(rows, cols, weight_family::heavy_tailed, 3 + rows);
+  // Unaligned activations: a view one float into a larger buffer.
+  const row_matrix buffer = synthetic_weights(batch, cols + 1, weight_family::outlier_columns, 7 + cols);
+  const Eigen::Map<const row_matrix, Eigen::Unaligned, Eigen::OuterStride<>> x(
+      buffer.data() + 1, batch, cols, Eigen::OuterStride<>(cols + 1));
+  const auto encoded = TestType{}.encode(w);
+  const row_matrix decoded = encoded.decode();
+  const index_t block_cols = integer_block_cols(encoded.storage());
+  const index_t blocks = block_cols == 0 ? 0 : (cols / 64 * 64 + block_cols - 1) / block_cols;
+  row_matrix reference(batch, rows);
+  integer_gemv(encoded, x, reference);
+  for_each_backend([&](auto backend) {
+    CAPTURE(codec_traits<TestType>::name, rows, cols, batch, decltype(backend)::width);
+    row_matrix y = row_matrix::Constant(batch, rows, std::nanf(""));
+    integer_gemv_with<decltype(backend)>(encoded, x, y);
+    check_kernel(decoded, x, y, blocks);
+    check_against_reference(decoded, x, y);
+  });
+}
+
 TEST_CASE("integer gemv sums long rows without int32 overflow", "[integer_gemv]") {
   // A constant positive row under asymmetric INT8 has zero point 0 and codes 255; with
   // activations all 1 (codes 127) one row's dot product is 70000 * 127 * 255 > 2^31.
@@ -78,6 +141,11 @@ TEST_CASE("integer gemv sums long rows without int32 overflow", "[integer_gemv]"
   const row_matrix y = integer_gemv(encoded, x);
   CHECK(y(0, 0) > 0);
   check_against_reference(encoded.decode(), x, y);
+  for_each_backend([&](auto backend) {
+    row_matrix fast(1, 2);
+    integer_gemv_with<decltype(backend)>(encoded, x, fast);
+    check_against_reference(encoded.decode(), x, fast);
+  });
 }
 
 TEST_CASE("integer gemv: a zero activation row gives a zero output row", "[integer_gemv]") {

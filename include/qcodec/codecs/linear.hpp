@@ -76,8 +76,8 @@ class linear {
     index_t row_bytes() const { return packed_bytes<Bits>(cols); }
     /// (row, group) -> index into scales and zero_points.
     index_t block_index(index_t row, index_t group) const {
-      if constexpr (std::same_as<Granularity, per_tensor>) return 0;
-      else return row * groups_per_row() + group;
+      return linear_math::block_index(row, group, groups_per_row(),
+                                      std::same_as<Granularity, per_tensor>);
     }
     int offset(index_t block) const {
       if constexpr (symmetric) return symmetric_offset;
@@ -170,6 +170,48 @@ class linear {
     }
   }
 
+  /// out[b] = sum_c Ŵ(r, c) x[b][c] for b < NB, decoding row r in registers with `Backend`:
+  /// the same decoded values as decode_rows_ref, summed in another order (two accumulators
+  /// per lane, then the lanes, then the ragged tail). With `cached` (the decoded weight) the
+  /// values are read from it instead, in the same order, giving the same bits.
+  template <class Backend, int NB>
+  static void dot_row_with(const storage& s, index_t r, const float* const* x, float* out,
+                           const float* cached = nullptr) {
+    const float* cached_row = cached == nullptr ? nullptr : cached + r * s.cols;
+    constexpr index_t w = Backend::width;
+    const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
+    decltype(Backend::float_zero()) acc[2][NB];
+    for (auto& lane : acc)
+      for (auto& a : lane) a = Backend::float_zero();
+    const auto decoded = [&](index_t c, params p) {
+      return cached_row ? Backend::load(cached_row + c)
+                        : Backend::template dequantize_linear_vector<Bits>(row, c, p.offset, p.scale);
+    };
+    float tail[NB] = {};
+    for (index_t c0 = 0; c0 < s.cols; c0 += s.group_size()) {
+      const params p = block_params(s, s.block_index(r, c0 / s.group_size()));
+      const index_t c1 = std::min(s.cols, c0 + s.group_size());
+      index_t c = c0;
+      for (; c + 2 * w <= c1; c += 2 * w) {
+        const auto w0 = decoded(c, p), w1 = decoded(c + w, p);
+        for (int b = 0; b < NB; ++b) {
+          acc[0][b] = Backend::fmadd(w0, Backend::load(x[b] + c), acc[0][b]);
+          acc[1][b] = Backend::fmadd(w1, Backend::load(x[b] + c + w), acc[1][b]);
+        }
+      }
+      for (; c + w <= c1; c += w) {
+        const auto w0 = decoded(c, p);
+        for (int b = 0; b < NB; ++b) acc[0][b] = Backend::fmadd(w0, Backend::load(x[b] + c), acc[0][b]);
+      }
+      for (; c < c1; ++c) {
+        const float value = cached_row ? cached_row[c]
+                                       : simd::scalar::dequantize_linear_vector<Bits>(row, c, p.offset, p.scale);
+        for (int b = 0; b < NB; ++b) tail[b] = std::fma(value, x[b][c], tail[b]);  // explicit: same bits with or without -ffp-contract
+      }
+    }
+    for (int b = 0; b < NB; ++b) out[b] = (Backend::reduce(acc[0][b]) + Backend::reduce(acc[1][b])) + tail[b];
+  }
+
   static void validate(const storage& s, std::string_view name) {
     detail::require_shape(name, s.rows, s.cols);
     const auto expect = [&](std::string_view array, std::size_t size, index_t expected) {
@@ -183,6 +225,14 @@ class linear {
       if (s.zero_points[b] > max_code)
         detail::fail("tensor '", name, "': zero point ", b, " is ", int{s.zero_points[b]},
                      " (must be <= ", max_code, ")");
+    // Every code must decode to a finite value: (code - offset) * scale is largest in
+    // magnitude at the end of the code range farther from the offset.
+    for (index_t b = 0; b < s.block_count(); ++b) {
+      const params p = block_params(s, b);
+      if (!std::isfinite(static_cast<float>(max_reach(p.offset)) * p.scale))
+        detail::fail("tensor '", name, "': scale ", b, " is ", p.scale, ": (code - ", p.offset,
+                     ") * scale overflows to Inf");
+    }
   }
 
   static std::size_t byte_size(const storage& s) {
@@ -194,6 +244,9 @@ class linear {
     float scale = 0;
     int offset = 0;
   };
+
+  /// Largest |code - offset| over the code range: decoded magnitudes are at most this * scale.
+  static int max_reach(int offset) { return std::max(max_code - offset, offset - min_code); }
 
   static params block_params(const storage& s, index_t block) {
     return {static_cast<float>(s.scales[static_cast<std::size_t>(block)]), s.offset(block)};
@@ -224,9 +277,14 @@ class linear {
                                                            static_cast<double>(max_code)))
                              : 0;
     }
-    while (!std::isfinite(linear_math::dequantize(max_code, p.offset, p.scale)) ||
-           !std::isfinite(linear_math::dequantize(min_code, p.offset, p.scale)))
-      p.scale = std::nextafter(p.scale, 0.0f);
+    // The largest decoded magnitude is reach * scale; cap the scale at FLT_MAX / reach. The
+    // division and the product each round once (<= 2^-24 relative), so the cap overshoots by
+    // at most a couple of ULPs: a step or two down makes reach * scale finite.
+    const float reach = static_cast<float>(max_reach(p.offset));
+    if (!std::isfinite(reach * p.scale)) {
+      p.scale = std::numeric_limits<float>::max() / reach;
+      while (!std::isfinite(reach * p.scale)) p.scale = std::nextafter(p.scale, 0.0f);
+    }
     return p;
   }
 

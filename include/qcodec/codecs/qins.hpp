@@ -30,6 +30,7 @@
 #include "qcodec/codecs/qins_math.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
 #include "qcodec/core/bit_packing.hpp"
+#include "qcodec/core/simd.hpp"
 
 namespace qcodec {
 
@@ -53,16 +54,16 @@ class qins {
     index_t row_bytes() const { return packed_bytes<Bits>(cols); }
 
     template <class Visitor>
-    void visit_arrays(Visitor&& visit) {
-      visit("codes", codes);
-      visit("scales", scales);
-      visit("lut", lut);
-    }
+    void visit_arrays(Visitor&& visit) { visit_arrays_of(*this, visit); }
     template <class Visitor>
-    void visit_arrays(Visitor&& visit) const {
-      visit("codes", codes);
-      visit("scales", scales);
-      visit("lut", lut);
+    void visit_arrays(Visitor&& visit) const { visit_arrays_of(*this, visit); }
+
+   private:
+    template <class Self, class Visitor>
+    static void visit_arrays_of(Self& self, Visitor& visit) {
+      visit("codes", self.codes);
+      visit("scales", self.scales);
+      visit("lut", self.lut);
     }
   };
 
@@ -90,13 +91,71 @@ class qins {
   /// Ratio rho of adjacent levels, as stored in the LUT.
   static double rho(const storage& s) { return std::exp2(-span_octaves(s) / (max_magnitude - 1)); }
 
+  /// Decodes rows [first, last) with the build's SIMD backend; bit-exact with decode_rows_ref.
   static void decode_rows(const storage& s, index_t first, index_t last, float* out) {
+    decode_rows_with<simd::native>(s, first, last, out);
+  }
+
+  /// The scalar reference decode: the specification every faster path is tested against.
+  static void decode_rows_ref(const storage& s, index_t first, index_t last, float* out) {
+    decode_rows_with<simd::scalar>(s, first, last, out);
+  }
+
+  /// Decodes with `Backend`'s in-register LUT lookups (widths are even, so INT4 steps start
+  /// on a byte), the ragged tail with the scalar reference.
+  template <class Backend>
+  static void decode_rows_with(const storage& s, index_t first, index_t last, float* out) {
+    const typename Backend::template qins_table<Bits> table(s.lut.data());
+    const simd::scalar::qins_table<Bits> scalar_table(s.lut.data());
     for (index_t r = first; r < last; ++r, out += s.cols) {
       const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
       const float scale = s.scales[static_cast<std::size_t>(r)];
-      for (index_t c = 0; c < s.cols; ++c)
-        out[c] = qins_math::decode(unpack_code<Bits>(row, c), s.lut.data(), scale);
+      index_t c = 0;
+      for (; c + Backend::width <= s.cols; c += Backend::width)
+        Backend::template decode_qins<Bits>(table, row, c, scale, out + c);
+      for (; c < s.cols; ++c) simd::scalar::decode_qins<Bits>(scalar_table, row, c, scale, out + c);
     }
+  }
+
+  /// out[b] = sum_c Ŵ(r, c) x[b][c] for b < NB, decoding row r in registers with `Backend`:
+  /// the same decoded values as decode_rows_ref, summed in another order (two accumulators
+  /// per lane, then the lanes, then the ragged tail). With `cached` (the decoded weight) the
+  /// values are read from it instead, in the same order, giving the same bits.
+  template <class Backend, int NB>
+  static void dot_row_with(const storage& s, index_t r, const float* const* x, float* out,
+                           const float* cached = nullptr) {
+    const float* cached_row = cached == nullptr ? nullptr : cached + r * s.cols;
+    constexpr index_t w = Backend::width;
+    const typename Backend::template qins_table<Bits> table(s.lut.data());
+    const simd::scalar::qins_table<Bits> scalar_table(s.lut.data());
+    const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
+    const float scale = s.scales[static_cast<std::size_t>(r)];
+    decltype(Backend::float_zero()) acc[2][NB];
+    for (auto& lane : acc)
+      for (auto& a : lane) a = Backend::float_zero();
+    const auto decoded = [&](index_t c) {
+      return cached_row ? Backend::load(cached_row + c)
+                        : Backend::template decode_qins_vector<Bits>(table, row, c, scale);
+    };
+    float tail[NB] = {};
+    index_t c = 0;
+    for (; c + 2 * w <= s.cols; c += 2 * w) {
+      const auto w0 = decoded(c), w1 = decoded(c + w);
+      for (int b = 0; b < NB; ++b) {
+        acc[0][b] = Backend::fmadd(w0, Backend::load(x[b] + c), acc[0][b]);
+        acc[1][b] = Backend::fmadd(w1, Backend::load(x[b] + c + w), acc[1][b]);
+      }
+    }
+    for (; c + w <= s.cols; c += w) {
+      const auto w0 = decoded(c);
+      for (int b = 0; b < NB; ++b) acc[0][b] = Backend::fmadd(w0, Backend::load(x[b] + c), acc[0][b]);
+    }
+    for (; c < s.cols; ++c) {
+      const float value = cached_row ? cached_row[c]
+                                     : simd::scalar::decode_qins_vector<Bits>(scalar_table, row, c, scale);
+      for (int b = 0; b < NB; ++b) tail[b] = std::fma(value, x[b][c], tail[b]);  // explicit: same bits with or without -ffp-contract
+    }
+    for (int b = 0; b < NB; ++b) out[b] = (Backend::reduce(acc[0][b]) + Backend::reduce(acc[1][b])) + tail[b];
   }
 
   static void validate(const storage& s, std::string_view name) {

@@ -7,12 +7,40 @@
 ///  - `width`: elements per step;
 ///  - `dequantize_linear<Bits>(row, c, offset, scale, out)`: out[i] = (code(c + i) - offset) *
 ///    scale for i < width, codes read from a packed row at column c (c even when Bits == 4);
-///    bit-exact with linear_math::dequantize (integer subtract, exact int->float, one multiply).
+///    bit-exact with linear_math::dequantize (integer subtract, exact int->float, one multiply);
+///    `dequantize_linear_vector` returns the same values in a register (`float_vector`);
+///  - `load(x)`, `fmadd(a, b, c)` and `reduce(v)`: float vectors for the fused decode-dot;
+///
+/// Integer members (the int8-activation path of ops/integer_gemv.hpp). Every backend works on
+/// chunks of `int_chunk` = 64 columns; an int_vector holds int32 lanes, lane i summing the
+/// products of chunk bytes 4i .. 4i+3 (one lane in the scalar backend). INT4 chunks are read
+/// as [the 32 even columns, the 32 odd columns] (low nibbles, then high nibbles), so the
+/// activation codes of a chunk are stored in that order too (`int4_chunk_order`).
+///  - `qins_table<Bits>` built from a tensor's signed LUT, and `decode_qins<Bits>(table, row,
+///    c, scale, out)`: out[i] = lut[code(c + i)] * scale for i < width (c even when Bits == 4),
+///    bit-exact with qins_math::decode: the vector backends look up |lut| of the magnitude
+///    code in registers (permutes) and flip the sign bit of the product, which is exact
+///    because lut[sign | m] = -lut[m] and (-a) * s = -(a * s) in IEEE arithmetic;
+///    `decode_qins_vector` returns them in a register;
+///  - `int_batch`: activation rows a kernel step serves at once (bounded by the registers);
+///  - `code_bias<Bits>`: the constant b the backend subtracts from every code inside `dot`;
+///  - `load_code_chunk<Bits>(row, c)`: the 64 codes at column c (a multiple of 64);
+///  - `dot<Bits>(acc, codes, q)`: acc + lane sums of (code - b) * q, exact in int32;
+///  - `lane_sums(acc, q)`: acc + lane sums of q (same lanes as dot);
+///  - `scale_lanes(v, m)`: m * v per lane;
+///  - `fold(total, acc, correction, scale)`: total + float(acc - correction) * scale per lane;
+///  - `reduce(total)`: the sum of the lanes.
+/// Saturation: AVX2 and AVX-512 without VNNI multiply with vpmaddubsw (u8 x s8, pairs summed
+/// with int16 saturation). INT4 codes (<= 15) stay far below it (2 * 15 * 127); INT8 codes
+/// (<= 255) would not (2 * 255 * 127 > 32767), so those backends recentre INT8 codes to
+/// s8 = code - 128 (b = 128) and multiply |s8| by q with s8's sign: 2 * 128 * 127 < 32767.
 
+#include <array>
 #include <cstdint>
 #include <tuple>
 
 #include "qcodec/codecs/linear_math.hpp"
+#include "qcodec/codecs/qins_math.hpp"
 #include "qcodec/config.hpp"
 #include "qcodec/core/bit_packing.hpp"
 
@@ -22,6 +50,16 @@
 
 namespace qcodec::simd {
 
+/// Columns per step of the integer members, in every backend.
+inline constexpr index_t int_chunk = 64;
+
+/// Position, inside the activation codes of a 64-column chunk, of the chunk's column j.
+template <int Bits>
+constexpr index_t int4_chunk_order(index_t j) {
+  if constexpr (Bits == 4) return (j % 2) * (int_chunk / 2) + j / 2;
+  else return j;
+}
+
 struct scalar {
   static constexpr index_t width = 1;
 
@@ -30,6 +68,61 @@ struct scalar {
                                 float* out) {
     out[0] = linear_math::dequantize(unpack_code<Bits>(row, c), offset, scale);
   }
+  template <int Bits>
+  static float dequantize_linear_vector(const std::uint8_t* row, index_t c, int offset, float scale) {
+    return linear_math::dequantize(unpack_code<Bits>(row, c), offset, scale);
+  }
+  static float load(const float* x) { return *x; }
+  static float fmadd(float a, float b, float c) { return a * b + c; }
+
+  template <int Bits>
+  struct qins_table {
+    explicit qins_table(const float* lut) : lut(lut) {}
+    const float* lut;
+  };
+  template <int Bits>
+  static void decode_qins(const qins_table<Bits>& table, const std::uint8_t* row, index_t c,
+                          float scale, float* out) {
+    out[0] = decode_qins_vector(table, row, c, scale);
+  }
+  template <int Bits>
+  static float decode_qins_vector(const qins_table<Bits>& table, const std::uint8_t* row, index_t c,
+                                  float scale) {
+    return qins_math::decode(unpack_code<Bits>(row, c), table.lut, scale);
+  }
+
+  static constexpr int int_batch = 8;
+  using int_vector = std::int32_t;
+  using float_vector = float;
+  using code_chunk = std::array<std::uint8_t, int_chunk>;
+  template <int Bits>
+  static constexpr int code_bias = 0;
+
+  static int_vector int_zero() { return 0; }
+  static float_vector float_zero() { return 0; }
+
+  template <int Bits>
+  static code_chunk load_code_chunk(const std::uint8_t* row, index_t c) {
+    code_chunk codes;
+    for (index_t j = 0; j < int_chunk; ++j)
+      codes[static_cast<std::size_t>(int4_chunk_order<Bits>(j))] =
+          static_cast<std::uint8_t>(unpack_code<Bits>(row, c + j));
+    return codes;
+  }
+  template <int Bits>
+  static int_vector dot(int_vector acc, const code_chunk& codes, const std::int8_t* q) {
+    for (index_t j = 0; j < int_chunk; ++j) acc += std::int32_t{codes[static_cast<std::size_t>(j)]} * q[j];
+    return acc;
+  }
+  static int_vector lane_sums(int_vector acc, const std::int8_t* q) {
+    for (index_t j = 0; j < int_chunk; ++j) acc += q[j];
+    return acc;
+  }
+  static int_vector scale_lanes(int_vector v, int m) { return m * v; }
+  static float_vector fold(float_vector total, int_vector acc, int_vector correction, float scale) {
+    return total + static_cast<float>(acc - correction) * scale;
+  }
+  static float reduce(float_vector total) { return total; }
 };
 
 #if QCODEC_USE_AVX2 || QCODEC_USE_AVX512
@@ -64,6 +157,30 @@ inline __m128i load_8_codes(const std::uint8_t* row, index_t c) {
   }
 }
 
+/// 32 codes from 32 bytes (INT8) or the even and odd columns of 32 packed bytes (INT4).
+/// Two 256-bit halves (a struct: vector-type attributes are dropped in template arguments).
+struct m256i_pair {
+  __m256i half[2];
+};
+
+template <int Bits>
+inline m256i_pair load_64_codes_avx2(const std::uint8_t* row, index_t c) {
+  if constexpr (Bits == 8) {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c)),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c + 32))};
+  } else {
+    const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c / 2));
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    return {_mm256_and_si256(packed, nibble), _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble)};
+  }
+}
+
+/// Lane sums of u8 x s8 products through vpmaddubsw: safe for codes <= 128 (see the header).
+inline __m256i maddubs_lanes(__m256i acc, __m256i codes, __m256i q) {
+  const __m256i pairs = _mm256_maddubs_epi16(codes, q);
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
 }  // namespace detail
 
 struct avx2 {
@@ -72,9 +189,86 @@ struct avx2 {
   template <int Bits>
   static void dequantize_linear(const std::uint8_t* row, index_t c, int offset, float scale,
                                 float* out) {
+    _mm256_storeu_ps(out, dequantize_linear_vector<Bits>(row, c, offset, scale));
+  }
+  template <int Bits>
+  static __m256 dequantize_linear_vector(const std::uint8_t* row, index_t c, int offset, float scale) {
     const __m256i codes = _mm256_cvtepu8_epi32(detail::load_8_codes<Bits>(row, c));
     const __m256i centred = _mm256_sub_epi32(codes, _mm256_set1_epi32(offset));
-    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_cvtepi32_ps(centred), _mm256_set1_ps(scale)));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(centred), _mm256_set1_ps(scale));
+  }
+  static __m256 load(const float* x) { return _mm256_loadu_ps(x); }
+  static __m256 fmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+
+  /// QINS4: the 8 magnitudes in one register; QINS8: the LUT itself (read by vgatherdps).
+  template <int Bits>
+  struct qins_table {
+    explicit qins_table(const float* lut) : lut(lut), low(_mm256_loadu_ps(lut)) {}
+    const float* lut;
+    __m256 low;
+  };
+  template <int Bits>
+  static void decode_qins(const qins_table<Bits>& table, const std::uint8_t* row, index_t c,
+                          float scale, float* out) {
+    _mm256_storeu_ps(out, decode_qins_vector(table, row, c, scale));
+  }
+  template <int Bits>
+  static __m256 decode_qins_vector(const qins_table<Bits>& table, const std::uint8_t* row,
+                                   index_t c, float scale) {
+    const __m256i codes = _mm256_cvtepu8_epi32(detail::load_8_codes<Bits>(row, c));
+    constexpr int sign_shift = 32 - Bits;  // the code's sign bit to bit 31
+    const __m256i magnitude = _mm256_and_si256(codes, _mm256_set1_epi32((1 << (Bits - 1)) - 1));
+    const __m256 level = Bits == 4 ? _mm256_permutevar8x32_ps(table.low, magnitude)
+                                   : _mm256_i32gather_ps(table.lut, magnitude, 4);
+    const __m256 product = _mm256_mul_ps(level, _mm256_set1_ps(scale));
+    const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(codes, sign_shift), _mm256_set1_epi32(INT32_MIN));
+    return _mm256_xor_ps(product, _mm256_castsi256_ps(sign));
+  }
+
+  static constexpr int int_batch = 4;
+  using int_vector = __m256i;
+  using float_vector = __m256;
+  using code_chunk = detail::m256i_pair;
+  template <int Bits>
+  static constexpr int code_bias = Bits == 8 ? 128 : 0;
+
+  static int_vector int_zero() { return _mm256_setzero_si256(); }
+  static float_vector float_zero() { return _mm256_setzero_ps(); }
+
+  template <int Bits>
+  static code_chunk load_code_chunk(const std::uint8_t* row, index_t c) {
+    code_chunk codes = detail::load_64_codes_avx2<Bits>(row, c);
+    if constexpr (Bits == 8)  // code ^ 0x80 is the s8 value code - 128
+      for (auto& half : codes.half) half = _mm256_xor_si256(half, _mm256_set1_epi8(static_cast<char>(0x80)));
+    return codes;
+  }
+  template <int Bits>
+  static int_vector dot(int_vector acc, const code_chunk& codes, const std::int8_t* q) {
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * h));
+      if constexpr (Bits == 8)
+        acc = detail::maddubs_lanes(acc, _mm256_abs_epi8(codes.half[h]), _mm256_sign_epi8(qv, codes.half[h]));
+      else
+        acc = detail::maddubs_lanes(acc, codes.half[h], qv);
+    }
+    return acc;
+  }
+  static int_vector lane_sums(int_vector acc, const std::int8_t* q) {
+    for (int h = 0; h < 2; ++h)
+      acc = detail::maddubs_lanes(acc, _mm256_set1_epi8(1),
+                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * h)));
+    return acc;
+  }
+  static int_vector scale_lanes(int_vector v, int m) { return _mm256_mullo_epi32(v, _mm256_set1_epi32(m)); }
+  static float_vector fold(float_vector total, int_vector acc, int_vector correction, float scale) {
+    const __m256i centred = _mm256_sub_epi32(acc, correction);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), _mm256_set1_ps(scale), total);
+  }
+  static float reduce(float_vector total) {
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
   }
 };
 #endif
@@ -86,9 +280,123 @@ struct avx512 {
   template <int Bits>
   static void dequantize_linear(const std::uint8_t* row, index_t c, int offset, float scale,
                                 float* out) {
+    _mm512_storeu_ps(out, dequantize_linear_vector<Bits>(row, c, offset, scale));
+  }
+  template <int Bits>
+  static __m512 dequantize_linear_vector(const std::uint8_t* row, index_t c, int offset, float scale) {
     const __m512i codes = _mm512_cvtepu8_epi32(detail::load_16_codes<Bits>(row, c));
     const __m512i centred = _mm512_sub_epi32(codes, _mm512_set1_epi32(offset));
-    _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_cvtepi32_ps(centred), _mm512_set1_ps(scale)));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(centred), _mm512_set1_ps(scale));
+  }
+  static __m512 load(const float* x) { return _mm512_loadu_ps(x); }
+  static __m512 fmadd(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+
+  /// The magnitudes lut[0 .. 2^(Bits-1) - 1] in registers: 8 (QINS4) or 128 (QINS8) floats.
+  template <int Bits>
+  struct qins_table {
+    explicit qins_table(const float* lut) {
+      for (int i = 0; i < parts; ++i)
+        part[i] = Bits == 4 ? _mm512_castps256_ps512(_mm256_loadu_ps(lut)) : _mm512_loadu_ps(lut + 16 * i);
+    }
+    static constexpr int parts = Bits == 4 ? 1 : 8;
+    __m512 part[parts];
+  };
+  template <int Bits>
+  static void decode_qins(const qins_table<Bits>& table, const std::uint8_t* row, index_t c,
+                          float scale, float* out) {
+    _mm512_storeu_ps(out, decode_qins_vector(table, row, c, scale));
+  }
+  template <int Bits>
+  static __m512 decode_qins_vector(const qins_table<Bits>& table, const std::uint8_t* row,
+                                   index_t c, float scale) {
+    const __m512i codes = _mm512_cvtepu8_epi32(detail::load_16_codes<Bits>(row, c));
+    __m512 level;
+    if constexpr (Bits == 4) {
+      level = _mm512_permutexvar_ps(_mm512_and_si512(codes, _mm512_set1_epi32(7)), table.part[0]);
+    } else {
+      // Bits 0-4 of the magnitude pick within 32 entries (vpermt2ps), bits 5 and 6 pick the
+      // 32-entry quarter.
+      __m512 quarter[4];
+      for (int i = 0; i < 4; ++i)
+        quarter[i] = _mm512_permutex2var_ps(table.part[2 * i], codes, table.part[2 * i + 1]);
+      const __mmask16 bit5 = _mm512_test_epi32_mask(codes, _mm512_set1_epi32(32));
+      const __mmask16 bit6 = _mm512_test_epi32_mask(codes, _mm512_set1_epi32(64));
+      level = _mm512_mask_blend_ps(bit6, _mm512_mask_blend_ps(bit5, quarter[0], quarter[1]),
+                                   _mm512_mask_blend_ps(bit5, quarter[2], quarter[3]));
+    }
+    const __m512 product = _mm512_mul_ps(level, _mm512_set1_ps(scale));
+    const __m512i sign = _mm512_and_si512(_mm512_slli_epi32(codes, 32 - Bits), _mm512_set1_epi32(INT32_MIN));
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(product), sign));
+  }
+
+#if defined(__AVX512VNNI__)
+  static constexpr bool vnni = true;
+#else
+  static constexpr bool vnni = false;
+#endif
+  static constexpr int int_batch = 8;
+  using int_vector = __m512i;
+  using float_vector = __m512;
+  using code_chunk = __m512i;
+  template <int Bits>
+  static constexpr int code_bias = Bits == 8 && !vnni ? 128 : 0;
+
+  static int_vector int_zero() { return _mm512_setzero_si512(); }
+  static float_vector float_zero() { return _mm512_setzero_ps(); }
+
+  template <int Bits>
+  static code_chunk load_code_chunk(const std::uint8_t* row, index_t c) {
+    __m512i codes;
+    if constexpr (Bits == 8) {
+      codes = _mm512_loadu_si512(row + c);
+    } else {
+      const auto halves = detail::load_64_codes_avx2<Bits>(row, c);
+      codes = _mm512_inserti64x4(_mm512_castsi256_si512(halves.half[0]), halves.half[1], 1);
+    }
+    if constexpr (code_bias<Bits> == 128) return _mm512_xor_si512(codes, _mm512_set1_epi8(static_cast<char>(0x80)));
+    else return codes;
+  }
+  template <int Bits>
+  static int_vector dot(int_vector acc, code_chunk codes, const std::int8_t* q) {
+    const __m512i qv = _mm512_loadu_si512(q);
+#if defined(__AVX512VNNI__) && defined(__GNUC__)
+    // u8 x s8, four products per int32 lane. As asm: GCC 12 copies the accumulator of the
+    // intrinsic to a fresh register and back on every call (two moves per instruction).
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(codes), "v"(qv));
+    return acc;
+#elif defined(__AVX512VNNI__)
+    return _mm512_dpbusd_epi32(acc, codes, qv);
+#else
+    __m512i u = codes, s = qv;
+    if constexpr (Bits == 8) {  // |code - 128| times q with the sign of code - 128
+      u = _mm512_abs_epi8(codes);
+      s = _mm512_mask_sub_epi8(qv, _mm512_movepi8_mask(codes), _mm512_setzero_si512(), qv);
+    }
+    const __m512i pairs = _mm512_maddubs_epi16(u, s);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+#endif
+  }
+  static int_vector lane_sums(int_vector acc, const std::int8_t* q) {
+    const __m512i qv = _mm512_loadu_si512(q);
+#if defined(__AVX512VNNI__)
+    return _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), qv);
+#else
+    const __m512i pairs = _mm512_maddubs_epi16(_mm512_set1_epi8(1), qv);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+#endif
+  }
+  static int_vector scale_lanes(int_vector v, int m) { return _mm512_mullo_epi32(v, _mm512_set1_epi32(m)); }
+  static float_vector fold(float_vector total, int_vector acc, int_vector correction, float scale) {
+    const __m512i centred = _mm512_sub_epi32(acc, correction);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(centred), _mm512_set1_ps(scale), total);
+  }
+  /// Halves, then avx2's reduction. Zero-masked extracts: GCC 12's _mm512_reduce_add_ps and
+  /// _mm512_castps512_ps256 read an "undefined" register and trip -Wuninitialized.
+  static float reduce(float_vector total) {
+    const __m512d both = _mm512_castps_pd(total);
+    const __m256 low = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, both, 0));
+    const __m256 high = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, both, 1));
+    return avx2::reduce(_mm256_add_ps(low, high));
   }
 };
 using native = avx512;

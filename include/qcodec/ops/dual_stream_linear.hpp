@@ -6,14 +6,20 @@
 /// at rest). Output rows are cut into tiles of a fixed height that depends only on the shape,
 /// never on the thread count; each tile is computed by one thread, with no reduction across
 /// threads, so the result is bit-identical for any number of threads. Per tile:
-///  - batch <= gemv_max_batch (fused decode-GEMV): the tile (a few rows, L1-sized) is decoded
-///    into the thread's workspace and each output is one FP32 dot product; the FP32 weight is
-///    never materialised;
+///  - batch <= gemv_max_batch (fused decode-GEMV): each row of the tile is decoded in SIMD
+///    registers and multiplied with up to 4 activation rows at once (base_codec::dot_row_with);
+///    the FP32 weight is never materialised;
 ///  - larger batches (tiled decode-then-GEMM): a taller tile (sized to the L2 cache) is decoded
 ///    and multiplied with Eigen's GEMM, run sequentially inside the tile loop;
 ///  - then alpha · x · Oᵀ for the tile's rows (sparse, FP32, in column order) and the bias.
 /// With the opt-in cache, tiles are read from a decoded copy of B instead of decoding: same
 /// tiles, same arithmetic, same bits.
+/// Opt-in integer domain (linear codecs only, `set_integer_domain`): every batch size is served
+/// by the SIMD integer kernel of ops/integer_gemv.hpp — activations quantized once per forward
+/// to int8 per row, integer dot products against the codes (vpdpbusd where present), row
+/// tiles sized to the L2 cache — then the same sparse product and bias. Its error is the
+/// activation rounding bounded in that header, so it stays opt-in: the FP32 paths meet the
+/// FP32 accumulation bound, the integer path does not claim to.
 
 #include <algorithm>
 #include <cmath>
@@ -31,6 +37,7 @@
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/matrix.hpp"
 #include "qcodec/ops/aligned_buffer.hpp"
+#include "qcodec/ops/integer_gemv.hpp"
 
 #if QCODEC_USE_OPENMP
 #  include <omp.h>
@@ -76,8 +83,9 @@ class dual_stream_linear {
 
   /// Largest batch the fused decode-GEMV serves by default; larger batches take the tiled
   /// decode-then-GEMM. Measured on the development machine (bench/RESULTS.md, crossover).
-  static constexpr index_t default_gemv_max_batch = 4;
-  /// Bytes of one thread's decoded tile in the fused path (half of a 32 KiB L1d).
+  static constexpr index_t default_gemv_max_batch = 8;
+  /// FP32 bytes of weight rows one fused-path tile covers (sets the tile height, so the
+  /// thread partition; half of a 32 KiB L1d).
   static constexpr index_t gemv_tile_bytes = 16 * 1024;
   /// Bytes of one thread's decoded tile in the GEMM path (half of a 1 MiB L2).
   static constexpr index_t gemm_tile_bytes = 512 * 1024;
@@ -115,6 +123,16 @@ class dual_stream_linear {
   }
   bool cache_decoded() const { return cache_.size() != 0; }
 
+  /// Serves every batch with int8 activations and integer dot products (header comment).
+  /// Linear codecs only: QINS is a codec at rest and refuses it at compile time.
+  void set_integer_domain(bool enabled) {
+    static_assert(is_linear_codec<base_codec>,
+                  "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
+                  "decode first");
+    integer_domain_ = enabled;
+  }
+  bool integer_domain() const { return integer_domain_; }
+
   /// Largest batch served by the fused decode-GEMV (0 sends every batch to the GEMM path).
   index_t gemv_max_batch() const { return gemv_max_batch_; }
   void set_gemv_max_batch(index_t batch) { gemv_max_batch_ = std::max<index_t>(0, batch); }
@@ -134,6 +152,8 @@ class dual_stream_linear {
                    in_features());
     const index_t batch = x.rows();
     if (batch == 0) return;
+    if constexpr (is_linear_codec<base_codec>)
+      if (integer_domain_) return forward_integer(x, y);
     const bool fused = batch <= gemv_max_batch_;
     const index_t tile_rows = fused ? gemv_tile_rows_ : gemm_tile_rows_;
     const index_t tiles = (out_features() + tile_rows - 1) / tile_rows;
@@ -147,14 +167,37 @@ class dual_stream_linear {
     for (index_t tile = 0; tile < tiles; ++tile) {
       const index_t first = tile * tile_rows;
       const index_t last = std::min(out_features(), first + tile_rows);
-      const float* w = tile_weights(first, last, workspaces_[detail::op_thread_index()].data());
-      if (fused) dense_fused(x, y, first, last, w);
-      else dense_gemm(x, y, first, last, w);
+      if (fused) {
+        fused_decode_dot(x, y, first, last);
+      } else {
+        dense_gemm(x, y, first, last, tile_weights(first, last, workspaces_[detail::op_thread_index()].data()));
+      }
       finish_rows(x, y, first, last);
     }
   }
 
  private:
+  /// Bytes of codes in one tile of the integer path (a quarter of a 1 MiB L2: the tile is
+  /// re-read once per block of int_batch activation rows).
+  static constexpr index_t integer_tile_bytes = 256 * 1024;
+
+  void forward_integer(const matrix_view& x, matrix_ref& y) {
+    const auto& s = base_.storage();
+    activations_.template quantize_for<base_codec>(s, x);
+    const index_t tile_rows = std::clamp<index_t>(integer_tile_bytes / s.row_bytes(), 1, 256);
+    const index_t tiles = (out_features() + tile_rows - 1) / tile_rows;
+    const int threads = detail::op_thread_count();
+#if QCODEC_USE_OPENMP
+#  pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+    for (index_t tile = 0; tile < tiles; ++tile) {
+      const index_t first = tile * tile_rows;
+      const index_t last = std::min(out_features(), first + tile_rows);
+      integer_rows(base_, activations_, first, last, y);
+      finish_rows(x, y, first, last);
+    }
+  }
+
   static encoded_matrix<base_codec> split_base(const encoded_matrix<Codec>& weight) {
     if constexpr (is_outlier_split<Codec>) return encoded_matrix<base_codec>(weight.storage().base);
     else return weight;
@@ -182,13 +225,24 @@ class dual_stream_linear {
     return workspace;
   }
 
-  void dense_fused(const matrix_view& x, matrix_ref& y, index_t first, index_t last,
-                   const float* w) const {
-    const index_t k = in_features();
-    for (index_t r = first; r < last; ++r) {
-      const Eigen::Map<const Eigen::VectorXf> row(w + (r - first) * k, k);
-      for (index_t b = 0; b < x.rows(); ++b)
-        y(b, r) = row.dot(Eigen::Map<const Eigen::VectorXf>(x.row(b).data(), k));
+  /// Rows [first, last) of x · Bᵀ decoded in registers (base_codec::dot_row_with), in blocks
+  /// of up to fused_batch activation rows.
+  static constexpr int fused_batch = 4;
+  void fused_decode_dot(const matrix_view& x, matrix_ref& y, index_t first, index_t last) const {
+    const auto& s = base_.storage();
+    const float* cached = cache_decoded() ? cache_.data() : nullptr;
+    for (index_t b0 = 0; b0 < x.rows(); b0 += fused_batch) {
+      const int count = static_cast<int>(std::min<index_t>(fused_batch, x.rows() - b0));
+      const float* rows[fused_batch];
+      for (int i = 0; i < count; ++i) rows[i] = x.row(b0 + i).data();
+      float out[fused_batch];
+      for (index_t r = first; r < last; ++r) {
+        [&]<int... N>(std::integer_sequence<int, N...>) {
+          ((count == N + 1 ? base_codec::template dot_row_with<simd::native, N + 1>(s, r, rows, out, cached)
+                           : void()), ...);
+        }(std::make_integer_sequence<int, fused_batch>{});
+        for (int i = 0; i < count; ++i) y(b0 + i, r) = out[i];
+      }
     }
   }
 
@@ -219,6 +273,8 @@ class dual_stream_linear {
   index_t gemv_max_batch_ = default_gemv_max_batch;
   index_t gemv_tile_rows_ = 1, gemm_tile_rows_ = 16;
   std::vector<detail::aligned_buffer> workspaces_;
+  bool integer_domain_ = false;
+  int8_activations<simd::native> activations_;
 };
 
 }  // namespace qcodec
