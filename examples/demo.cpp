@@ -15,10 +15,13 @@ double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
+/// Prints one table row; speeds are left blank (0) for rows that encode nothing of their own.
 void print_line(const std::string& name, double bpw, const qcodec::fidelity_report& r,
                 double encode_mb_s, double decode_mb_s) {
-  std::printf("%-26s %6.3f %10.3e %8.2f %11.3e %6td %10.0f %10.0f\n", name.c_str(), bpw, r.rel_err,
-              r.snr_db, r.max_abs_err, r.sign_flips, encode_mb_s, decode_mb_s);
+  std::printf("%-26s %6.3f %10.3e %8.2f %11.3e %6td", name.c_str(), bpw, r.rel_err, r.snr_db,
+              r.max_abs_err, r.sign_flips);
+  if (encode_mb_s > 0) std::printf(" %10.0f %10.0f\n", encode_mb_s, decode_mb_s);
+  else std::printf(" %10s %10s\n", "-", "-");
 }
 
 template <class Codec>
@@ -27,7 +30,7 @@ void print_row(const Codec& codec, const qcodec::row_matrix& w) {
   auto start = clock_type::now();
   const auto encoded = codec.encode(w, "demo");
   const double encode_s = seconds_since(start);
-  qcodec::row_matrix decoded(w.rows(), w.cols());
+  qcodec::row_matrix decoded = qcodec::row_matrix::Zero(w.rows(), w.cols());  // pages touched
   start = clock_type::now();
   encoded.decode_rows(0, w.rows(), decoded.data());
   const double decode_s = seconds_since(start);
@@ -36,7 +39,8 @@ void print_row(const Codec& codec, const qcodec::row_matrix& w) {
   print_line(name + (qcodec::is_outlier_split<Codec> ? " a=1" : ""), encoded.bpw(), r,
              megabytes / encode_s, megabytes / decode_s);
   if constexpr (qcodec::is_outlier_split<Codec>) {
-    // alpha = 0: the base stream alone (its bytes only), as the op runs it.
+    // alpha = 0: the base stream alone (its bytes only), as the op runs it; it is part of the
+    // encoding above, so it has no speeds of its own.
     const qcodec::encoded_matrix<typename Codec::base_codec> base(encoded.storage().base);
     print_line(name + " a=0", base.bpw(), qcodec::measure_fidelity(w, base.decode()), 0, 0);
   }
