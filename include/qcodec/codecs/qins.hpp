@@ -98,64 +98,72 @@ class qins {
 
   /// The scalar reference decode: the specification every faster path is tested against.
   static void decode_rows_ref(const storage& s, index_t first, index_t last, float* out) {
-    decode_rows_with<simd::scalar>(s, first, last, out);
+    for (index_t r = first; r < last; ++r, out += s.cols) {
+      const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
+      for (index_t c = 0; c < s.cols; ++c)
+        out[c] = qins_math::decode(unpack_code<Bits>(row, c), s.lut.data(), s.scales[static_cast<std::size_t>(r)]);
+    }
   }
 
   /// Decodes with `Backend`'s in-register LUT lookups (widths are even, so INT4 steps start
-  /// on a byte), the ragged tail with the scalar reference.
+  /// on a byte): signed levels times the row scale, as decode_rows_ref.
   template <class Backend>
   static void decode_rows_with(const storage& s, index_t first, index_t last, float* out) {
+    constexpr index_t w = Backend::width, step = Backend::template qins_step<Bits>;
     const typename Backend::template qins_table<Bits> table(s.lut.data());
-    const simd::scalar::qins_table<Bits> scalar_table(s.lut.data());
     for (index_t r = first; r < last; ++r, out += s.cols) {
       const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
       const float scale = s.scales[static_cast<std::size_t>(r)];
       index_t c = 0;
-      for (; c + Backend::width <= s.cols; c += Backend::width)
-        Backend::template decode_qins<Bits>(table, row, c, scale, out + c);
-      for (; c < s.cols; ++c) simd::scalar::decode_qins<Bits>(scalar_table, row, c, scale, out + c);
+      for (; c + step <= s.cols; c += step) {
+        decltype(Backend::float_zero()) levels[step / w];
+        Backend::template qins_levels_step<Bits>(table, row, c, levels);
+        for (index_t v = 0; v < step / w; ++v) Backend::store(out + c + v * w, Backend::multiply(levels[v], scale));
+      }
+      for (; c + w <= s.cols; c += w)
+        Backend::store(out + c, Backend::multiply(Backend::template qins_levels<Bits>(table, row, c), scale));
+      for (; c < s.cols; ++c) out[c] = qins_math::decode(unpack_code<Bits>(row, c), s.lut.data(), scale);
     }
   }
 
-  /// out[b] = sum_c Ŵ(r, c) x[b][c] for b < NB, decoding row r in registers with `Backend`:
-  /// the same decoded values as decode_rows_ref, summed in another order (two accumulators
-  /// per lane, then the lanes, then the ragged tail). With `cached` (the decoded weight) the
-  /// values are read from it instead, in the same order, giving the same bits.
+  /// out[b] = sum_c Ŵ(r, c) x[b][c] for b < NB with `Backend`, computed as
+  /// scale_r * sum_c lut[code(r, c)] x[b][c]: the signed levels looked up in registers and
+  /// summed in another order than a plain loop (two accumulators per lane, alternating over
+  /// the vectors of a step, then the lanes, then the ragged tail), the row scale applied once
+  /// to the sum. Against sum_c Ŵ(r, c) x[b][c] that is K + 2 FP32 roundings (the K-term sum,
+  /// the product with the scale, the rounding of each Ŵ = lut * scale). The decoded cache is
+  /// not read (the parameter keeps the op's one call): its 4-byte values are slower to
+  /// stream than the 1-byte codes are to decode here, and the same bits come either way.
   template <class Backend, int NB>
   static void dot_row_with(const storage& s, index_t r, const float* const* x, float* out,
-                           const float* cached = nullptr) {
-    const float* cached_row = cached == nullptr ? nullptr : cached + r * s.cols;
-    constexpr index_t w = Backend::width;
+                           const float* /*cached*/ = nullptr) {
+    constexpr index_t w = Backend::width, step = Backend::template qins_step<Bits>;
     const typename Backend::template qins_table<Bits> table(s.lut.data());
-    const simd::scalar::qins_table<Bits> scalar_table(s.lut.data());
     const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
-    const float scale = s.scales[static_cast<std::size_t>(r)];
     decltype(Backend::float_zero()) acc[2][NB];
     for (auto& lane : acc)
       for (auto& a : lane) a = Backend::float_zero();
-    const auto decoded = [&](index_t c) {
-      return cached_row ? Backend::load(cached_row + c)
-                        : Backend::template decode_qins_vector<Bits>(table, row, c, scale);
-    };
-    float tail[NB] = {};
     index_t c = 0;
-    for (; c + 2 * w <= s.cols; c += 2 * w) {
-      const auto w0 = decoded(c), w1 = decoded(c + w);
-      for (int b = 0; b < NB; ++b) {
-        acc[0][b] = Backend::fmadd(w0, Backend::load(x[b] + c), acc[0][b]);
-        acc[1][b] = Backend::fmadd(w1, Backend::load(x[b] + c + w), acc[1][b]);
-      }
+    for (; c + step <= s.cols; c += step) {
+      simd::prefetch_ahead(row + packed_bytes<Bits>(c));
+      decltype(Backend::float_zero()) levels[step / w];
+      Backend::template qins_levels_step<Bits>(table, row, c, levels);
+      for (index_t v = 0; v < step / w; ++v)
+        for (int b = 0; b < NB; ++b)
+          acc[v % 2][b] = Backend::fmadd(levels[v], Backend::load(x[b] + c + v * w), acc[v % 2][b]);
     }
     for (; c + w <= s.cols; c += w) {
-      const auto w0 = decoded(c);
-      for (int b = 0; b < NB; ++b) acc[0][b] = Backend::fmadd(w0, Backend::load(x[b] + c), acc[0][b]);
+      const auto levels = Backend::template qins_levels<Bits>(table, row, c);
+      for (int b = 0; b < NB; ++b) acc[0][b] = Backend::fmadd(levels, Backend::load(x[b] + c), acc[0][b]);
     }
+    float tail[NB] = {};
     for (; c < s.cols; ++c) {
-      const float value = cached_row ? cached_row[c]
-                                     : simd::scalar::decode_qins_vector<Bits>(scalar_table, row, c, scale);
-      for (int b = 0; b < NB; ++b) tail[b] = std::fma(value, x[b][c], tail[b]);  // explicit: same bits with or without -ffp-contract
+      const float level = s.lut[unpack_code<Bits>(row, c)];
+      for (int b = 0; b < NB; ++b) tail[b] = std::fma(level, x[b][c], tail[b]);
     }
-    for (int b = 0; b < NB; ++b) out[b] = (Backend::reduce(acc[0][b]) + Backend::reduce(acc[1][b])) + tail[b];
+    const float scale = s.scales[static_cast<std::size_t>(r)];
+    for (int b = 0; b < NB; ++b)
+      out[b] = scale * ((Backend::reduce(acc[0][b]) + Backend::reduce(acc[1][b])) + tail[b]);
   }
 
   static void validate(const storage& s, std::string_view name) {

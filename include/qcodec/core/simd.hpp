@@ -9,19 +9,20 @@
 ///    scale for i < width, codes read from a packed row at column c (c even when Bits == 4);
 ///    bit-exact with linear_math::dequantize (integer subtract, exact int->float, one multiply);
 ///    `dequantize_linear_vector` returns the same values in a register (`float_vector`);
-///  - `load(x)`, `fmadd(a, b, c)` and `reduce(v)`: float vectors for the fused decode-dot;
+///  - `load(x)`, `store(out, v)`, `fmadd(a, b, c)` and `reduce(v)`: float vectors;
 ///
 /// Integer members (the int8-activation path of ops/integer_gemv.hpp). Every backend works on
 /// chunks of `int_chunk` = 64 columns; an int_vector holds int32 lanes, lane i summing the
 /// products of chunk bytes 4i .. 4i+3 (one lane in the scalar backend). INT4 chunks are read
 /// as [the 32 even columns, the 32 odd columns] (low nibbles, then high nibbles), so the
 /// activation codes of a chunk are stored in that order too (`int4_chunk_order`).
-///  - `qins_table<Bits>` built from a tensor's signed LUT, and `decode_qins<Bits>(table, row,
-///    c, scale, out)`: out[i] = lut[code(c + i)] * scale for i < width (c even when Bits == 4),
-///    bit-exact with qins_math::decode: the vector backends look up |lut| of the magnitude
-///    code in registers (permutes) and flip the sign bit of the product, which is exact
-///    because lut[sign | m] = -lut[m] and (-a) * s = -(a * s) in IEEE arithmetic;
-///    `decode_qins_vector` returns them in a register;
+///  - `qins_table<Bits>` built from a tensor's signed LUT; `qins_levels<Bits>(table, row, c)`:
+///    lut[code(c + i)] for i < width (c even when Bits == 4), the signed levels the decode
+///    multiplies by the row scale (`multiply(v, scale)`; qins_math::decode); `qins_step<Bits>`
+///    columns (a multiple of width) at once by `qins_levels_step(table, row, c, out)` into
+///    out[0 .. qins_step / width), in column order. The vector backends look up |lut| of the
+///    magnitude code in registers (permutes) and set the sign bit from the code's, which is
+///    exact because lut[sign | m] = -lut[m];
 ///  - `int_batch`: activation rows a kernel step serves at once (bounded by the registers);
 ///  - `code_bias<Bits>`: the constant b the backend subtracts from every code inside `dot`;
 ///  - `load_code_chunk<Bits>(row, c)`: the 64 codes at column c (a multiple of 64);
@@ -53,6 +54,18 @@ namespace qcodec::simd {
 /// Columns per step of the integer members, in every backend.
 inline constexpr index_t int_chunk = 64;
 
+/// Bytes ahead of a streaming read that prefetch_ahead asks for (one 2048-column INT8 row
+/// half). Loops that spend long on each cache line of codes (the QINS8 decode-dot, integer
+/// kernels serving several activation rows) leave the hardware prefetcher behind and wait on
+/// DRAM without it (QINS8 batch 1: 6 -> 12 GB/s, bench/RESULTS.md).
+inline constexpr index_t prefetch_distance = 2048;
+
+/// Hints the cache line prefetch_distance bytes past `p` (a hint: never faults).
+inline void prefetch_ahead(const void* p) {
+  // Integer arithmetic: the address may lie past the end of the array.
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + prefetch_distance));
+}
+
 /// Position, inside the activation codes of a 64-column chunk, of the chunk's column j.
 template <int Bits>
 constexpr index_t int4_chunk_order(index_t j) {
@@ -73,6 +86,8 @@ struct scalar {
     return linear_math::dequantize(unpack_code<Bits>(row, c), offset, scale);
   }
   static float load(const float* x) { return *x; }
+  static void store(float* out, float v) { *out = v; }
+  static float multiply(float v, float s) { return v * s; }
   static float fmadd(float a, float b, float c) { return a * b + c; }
 
   template <int Bits>
@@ -81,14 +96,14 @@ struct scalar {
     const float* lut;
   };
   template <int Bits>
-  static void decode_qins(const qins_table<Bits>& table, const std::uint8_t* row, index_t c,
-                          float scale, float* out) {
-    out[0] = decode_qins_vector(table, row, c, scale);
+  static float qins_levels(const qins_table<Bits>& table, const std::uint8_t* row, index_t c) {
+    return table.lut[unpack_code<Bits>(row, c)];
   }
   template <int Bits>
-  static float decode_qins_vector(const qins_table<Bits>& table, const std::uint8_t* row, index_t c,
-                                  float scale) {
-    return qins_math::decode(unpack_code<Bits>(row, c), table.lut, scale);
+  static constexpr index_t qins_step = 2;
+  template <int Bits>
+  static void qins_levels_step(const qins_table<Bits>& table, const std::uint8_t* row, index_t c, float* out) {
+    for (index_t i = 0; i < qins_step<Bits>; ++i) out[i] = qins_levels(table, row, c + i);
   }
 
   static constexpr int int_batch = 8;
@@ -198,6 +213,8 @@ struct avx2 {
     return _mm256_mul_ps(_mm256_cvtepi32_ps(centred), _mm256_set1_ps(scale));
   }
   static __m256 load(const float* x) { return _mm256_loadu_ps(x); }
+  static void store(float* out, __m256 v) { _mm256_storeu_ps(out, v); }
+  static __m256 multiply(__m256 v, float s) { return _mm256_mul_ps(v, _mm256_set1_ps(s)); }
   static __m256 fmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
 
   /// QINS4: the 8 magnitudes in one register; QINS8: the LUT itself (read by vgatherdps).
@@ -208,21 +225,20 @@ struct avx2 {
     __m256 low;
   };
   template <int Bits>
-  static void decode_qins(const qins_table<Bits>& table, const std::uint8_t* row, index_t c,
-                          float scale, float* out) {
-    _mm256_storeu_ps(out, decode_qins_vector(table, row, c, scale));
-  }
-  template <int Bits>
-  static __m256 decode_qins_vector(const qins_table<Bits>& table, const std::uint8_t* row,
-                                   index_t c, float scale) {
+  static __m256 qins_levels(const qins_table<Bits>& table, const std::uint8_t* row, index_t c) {
     const __m256i codes = _mm256_cvtepu8_epi32(detail::load_8_codes<Bits>(row, c));
     constexpr int sign_shift = 32 - Bits;  // the code's sign bit to bit 31
     const __m256i magnitude = _mm256_and_si256(codes, _mm256_set1_epi32((1 << (Bits - 1)) - 1));
     const __m256 level = Bits == 4 ? _mm256_permutevar8x32_ps(table.low, magnitude)
                                    : _mm256_i32gather_ps(table.lut, magnitude, 4);
-    const __m256 product = _mm256_mul_ps(level, _mm256_set1_ps(scale));
     const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(codes, sign_shift), _mm256_set1_epi32(INT32_MIN));
-    return _mm256_xor_ps(product, _mm256_castsi256_ps(sign));
+    return _mm256_xor_ps(level, _mm256_castsi256_ps(sign));
+  }
+  template <int Bits>
+  static constexpr index_t qins_step = 2 * width;
+  template <int Bits>
+  static void qins_levels_step(const qins_table<Bits>& table, const std::uint8_t* row, index_t c, __m256* out) {
+    for (index_t i = 0; i < 2; ++i) out[i] = qins_levels(table, row, c + i * width);
   }
 
   static constexpr int int_batch = 4;
@@ -289,26 +305,48 @@ struct avx512 {
     return _mm512_mul_ps(_mm512_cvtepi32_ps(centred), _mm512_set1_ps(scale));
   }
   static __m512 load(const float* x) { return _mm512_loadu_ps(x); }
+  static void store(float* out, __m512 v) { _mm512_storeu_ps(out, v); }
+  static __m512 multiply(__m512 v, float s) { return _mm512_mul_ps(v, _mm512_set1_ps(s)); }
   static __m512 fmadd(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
 
-  /// The magnitudes lut[0 .. 2^(Bits-1) - 1] in registers: 8 (QINS4) or 128 (QINS8) floats.
+#if defined(__AVX512VBMI__)
+  static constexpr bool vbmi = true;
+#else
+  static constexpr bool vbmi = false;
+#endif
+  /// QINS8 with VBMI: qins_levels_step looks up 64 magnitudes at once, one byte of the FP32
+  /// value per vpermi2b (a 7-bit index into 128 bytes, the code's sign bit ignored).
+  template <int Bits>
+  static constexpr bool byte_planes = Bits == 8 && vbmi;
+
+  /// The magnitudes lut[0 .. 2^(Bits-1) - 1] in registers: 8 (QINS4) or 128 (QINS8) floats;
+  /// with byte_planes also plane[k][h] = byte k of lut[64 h .. 64 h + 63].
   template <int Bits>
   struct qins_table {
     explicit qins_table(const float* lut) {
       for (int i = 0; i < parts; ++i)
         part[i] = Bits == 4 ? _mm512_castps256_ps512(_mm256_loadu_ps(lut)) : _mm512_loadu_ps(lut + 16 * i);
+      if constexpr (byte_planes<Bits>) {
+        for (int k = 0; k < 4; ++k) {
+          alignas(64) std::uint8_t index[64];  // byte k of float p mod 32 of a 32-float pair
+          for (int p = 0; p < 64; ++p) index[p] = static_cast<std::uint8_t>(4 * (p % 32) + k);
+          const __m512i pick = _mm512_load_si512(index);
+          for (int h = 0; h < 2; ++h) {
+            const auto bytes_of = [&](int i) {
+              return _mm512_permutex2var_epi8(_mm512_castps_si512(part[4 * h + i]), pick,
+                                              _mm512_castps_si512(part[4 * h + i + 1]));
+            };
+            plane[k][h] = _mm512_mask_blend_epi8(0xFFFFFFFF00000000, bytes_of(0), bytes_of(2));
+          }
+        }
+      }
     }
     static constexpr int parts = Bits == 4 ? 1 : 8;
     __m512 part[parts];
+    __m512i plane[4][2];  // set only with byte_planes<Bits>
   };
   template <int Bits>
-  static void decode_qins(const qins_table<Bits>& table, const std::uint8_t* row, index_t c,
-                          float scale, float* out) {
-    _mm512_storeu_ps(out, decode_qins_vector(table, row, c, scale));
-  }
-  template <int Bits>
-  static __m512 decode_qins_vector(const qins_table<Bits>& table, const std::uint8_t* row,
-                                   index_t c, float scale) {
+  static __m512 qins_levels(const qins_table<Bits>& table, const std::uint8_t* row, index_t c) {
     const __m512i codes = _mm512_cvtepu8_epi32(detail::load_16_codes<Bits>(row, c));
     __m512 level;
     if constexpr (Bits == 4) {
@@ -324,9 +362,38 @@ struct avx512 {
       level = _mm512_mask_blend_ps(bit6, _mm512_mask_blend_ps(bit5, quarter[0], quarter[1]),
                                    _mm512_mask_blend_ps(bit5, quarter[2], quarter[3]));
     }
-    const __m512 product = _mm512_mul_ps(level, _mm512_set1_ps(scale));
     const __m512i sign = _mm512_and_si512(_mm512_slli_epi32(codes, 32 - Bits), _mm512_set1_epi32(INT32_MIN));
-    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(product), sign));
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(level), sign));
+  }
+  template <int Bits>
+  static constexpr index_t qins_step = byte_planes<Bits> ? 4 * width : 2 * width;
+  template <int Bits>
+  static void qins_levels_step(const qins_table<Bits>& table, const std::uint8_t* row, index_t c, __m512* out) {
+    if constexpr (byte_planes<Bits>) {
+      // The byte->dword unpacks below leave, in 128-bit lane L of vector v, the bytes at
+      // positions 16 L + 4 v + i (i < 4); moving column 16 v + 4 L + i there first (a 4x4
+      // transpose of 4-byte groups) makes out[v] hold columns 16 v .. 16 v + 15 in order.
+      alignas(64) static constexpr std::array<std::uint8_t, 64> transpose = [] {
+        std::array<std::uint8_t, 64> t{};
+        for (int p = 0; p < 64; ++p) t[p] = static_cast<std::uint8_t>(16 * (p / 4 % 4) + 4 * (p / 16) + p % 4);
+        return t;
+      }();
+      const __m512i codes = _mm512_permutexvar_epi8(_mm512_load_si512(transpose.data()),
+                                                    _mm512_loadu_si512(row + c));
+      __m512i byte[4];
+      for (int k = 0; k < 4; ++k)
+        byte[k] = _mm512_permutex2var_epi8(table.plane[k][0], codes, table.plane[k][1]);
+      // The sign: the code's bit 7 into bit 7 of the top byte (byte[3] ^ (codes & 0x80)).
+      byte[3] = _mm512_ternarylogic_epi32(byte[3], codes, _mm512_set1_epi8(static_cast<char>(0x80)), 0x78);
+      const __m512i low01 = _mm512_unpacklo_epi8(byte[0], byte[1]), high01 = _mm512_unpackhi_epi8(byte[0], byte[1]);
+      const __m512i low23 = _mm512_unpacklo_epi8(byte[2], byte[3]), high23 = _mm512_unpackhi_epi8(byte[2], byte[3]);
+      out[0] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(low01, low23));
+      out[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(low01, low23));
+      out[2] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(high01, high23));
+      out[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(high01, high23));
+    } else {
+      for (index_t i = 0; i < 2; ++i) out[i] = qins_levels(table, row, c + i * width);
+    }
   }
 
 #if defined(__AVX512VNNI__)

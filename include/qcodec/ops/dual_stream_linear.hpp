@@ -13,7 +13,8 @@
 ///    and multiplied with Eigen's GEMM, run sequentially inside the tile loop;
 ///  - then alpha · x · Oᵀ for the tile's rows (sparse, FP32, in column order) and the bias.
 /// With the opt-in cache, tiles are read from a decoded copy of B instead of decoding: same
-/// tiles, same arithmetic, same bits.
+/// tiles, same arithmetic, same bits (QINS's fused decode-dot decodes anyway: its 1-byte codes
+/// stream faster than the 4-byte cache, see qins::dot_row_with).
 /// Opt-in integer domain (linear codecs only, `set_integer_domain`): every batch size is served
 /// by the SIMD integer kernel of ops/integer_gemv.hpp — activations quantized once per forward
 /// to int8 per row, integer dot products against the codes (vpdpbusd where present), row
