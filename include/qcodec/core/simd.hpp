@@ -416,9 +416,9 @@ struct avx512 {
     __m512i codes;
     if constexpr (Bits == 8) {
       codes = _mm512_loadu_si512(row + c);
-    } else {
-      const auto halves = detail::load_64_codes_avx2<Bits>(row, c);
-      codes = _mm512_inserti64x4(_mm512_castsi256_si512(halves.half[0]), halves.half[1], 1);
+    } else {  // the 32 packed bytes in both halves, the upper half shifted to its high nibbles
+      const __m512i packed = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c / 2)));
+      codes = _mm512_and_si512(_mm512_mask_srli_epi16(packed, 0xFFFF0000, packed, 4), _mm512_set1_epi8(0x0F));
     }
     if constexpr (code_bias<Bits> == 128) return _mm512_xor_si512(codes, _mm512_set1_epi8(static_cast<char>(0x80)));
     else return codes;

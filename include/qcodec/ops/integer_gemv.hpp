@@ -311,45 +311,45 @@ void integer_rows(const encoded_matrix<Codec>& weight, const int8_activations<Ba
   }
 }
 
-/// Writes y = x * Wᵀ (batch x rows) computed in the integer domain; x is batch x cols, finite.
-/// The scalar reference: one output at a time, integer parts exact, summed in FP64.
-template <codec Codec>
+namespace detail {
+
+/// y = x * Wᵀ with the activations of `Backend`, quantized in its kernel layout or, for the
+/// scalar reference, in column order.
+template <class Backend, bool Reference, codec Codec>
 void integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
   static_assert(is_linear_codec<Codec>,
                 "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
                 "decode first");
   if constexpr (is_linear_codec<Codec>) {
     const auto& s = weight.storage();
-    detail::check_integer_shapes(s.rows, s.cols, x, y);
-    int8_activations<simd::scalar> a;
-    a.template quantize_reference<Codec>(x);
+    check_integer_shapes(s.rows, s.cols, x, y);
+    int8_activations<Backend> a;
+    if constexpr (Reference) a.template quantize_reference<Codec>(x);
+    else a.template quantize_for<Codec>(s, x);
     integer_rows(weight, a, 0, s.rows, y);
   }
+}
+
+}  // namespace detail
+
+/// Writes y = x * Wᵀ (batch x rows) computed in the integer domain; x is batch x cols, finite.
+/// The scalar reference: one output at a time, integer parts exact, summed in FP64.
+template <codec Codec>
+void integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
+  detail::integer_gemv<simd::scalar, true>(weight, x, y);
 }
 
 /// Writes y = x * Wᵀ with the SIMD integer kernel of `Backend` (the op's integer path).
 template <class Backend, codec Codec>
 void integer_gemv_with(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
-  static_assert(is_linear_codec<Codec>,
-                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
-                "decode first");
-  if constexpr (is_linear_codec<Codec>) {
-    const auto& s = weight.storage();
-    detail::check_integer_shapes(s.rows, s.cols, x, y);
-    int8_activations<Backend> a;
-    a.template quantize_for<Codec>(s, x);
-    integer_rows(weight, a, 0, s.rows, y);
-  }
+  detail::integer_gemv<Backend, false>(weight, x, y);
 }
 
 /// Returns y = x * Wᵀ (batch x rows) computed in the integer domain.
 template <codec Codec>
 row_matrix integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x) {
-  static_assert(is_linear_codec<Codec>,
-                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
-                "decode first");
   row_matrix y(x.rows(), weight.rows());
-  if constexpr (is_linear_codec<Codec>) integer_gemv(weight, x, y);
+  integer_gemv(weight, x, y);
   return y;
 }
 
