@@ -292,7 +292,14 @@ class linear {
   /// as dequantize(quantize(w)), as one vectorised expression (only the summation order may
   /// differ, and it serves only to rank clip candidates).
   static float squared_error(std::span<const float> values, params p) {
-    const Eigen::Map<const Eigen::ArrayXf> w(values.data(), static_cast<index_t>(values.size()));
+    // A whole group as a fixed-size array: unrolled, no loop bookkeeping per candidate.
+    if constexpr (grouped)
+      if (values.size() == static_cast<std::size_t>(fixed_group_size))
+        return squared_error(Eigen::Map<const Eigen::Array<float, fixed_group_size, 1>>(values.data()), p);
+    return squared_error(Eigen::Map<const Eigen::ArrayXf>(values.data(), static_cast<index_t>(values.size())), p);
+  }
+  template <class Values>
+  static float squared_error(const Values& w, params p) {
     if (!(p.scale > 0)) return w.square().sum();
     const float offset = static_cast<float>(p.offset);
     const auto codes = ((w / p.scale).rint() + offset)
@@ -308,10 +315,9 @@ class linear {
                        index_t row) const {
     float min_value = 0, max_value = 0;
     for_each_span([&](std::span<const float> values) {
-      for (float w : values) {
-        min_value = std::min(min_value, w);
-        max_value = std::max(max_value, w);
-      }
+      const Eigen::Map<const Eigen::ArrayXf> w(values.data(), static_cast<index_t>(values.size()));
+      min_value = std::min(min_value, w.minCoeff());
+      max_value = std::max(max_value, w.maxCoeff());
     });
     double lo = std::max<double>(min_value, -limit), hi = std::min<double>(max_value, limit);
     if constexpr (symmetric) {

@@ -30,9 +30,10 @@ QCODEC_HD float dequantize(unsigned code, int offset, float scale) {
 /// range. A zero scale (an all-zero block) maps every weight to the offset, i.e. to 0.
 QCODEC_HD unsigned quantize(float w, float scale, int offset, int min_code, int max_code) {
   if (!(scale > 0)) return static_cast<unsigned>(offset);
-  float q = rintf(w / scale) + static_cast<float>(offset);
-  q = fminf(fmaxf(q, static_cast<float>(min_code)), static_cast<float>(max_code));
-  return static_cast<unsigned>(q);
+  const float q = rintf(w / scale) + static_cast<float>(offset);
+  // Comparisons rather than fminf/fmaxf: q is never NaN, and GCC calls libm for those.
+  const float low = static_cast<float>(min_code), high = static_cast<float>(max_code);
+  return static_cast<unsigned>(q < low ? low : (q > high ? high : q));
 }
 
 }  // namespace qcodec::linear_math
