@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "qcodec/codecs/array_visiting.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear_math.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
@@ -64,7 +65,7 @@ class linear {
   using scale_type = Scale;
   using granularity = Granularity;
 
-  struct storage {
+  struct storage : detail::array_visiting<storage> {
     index_t rows = 0, cols = 0;
     std::vector<std::uint8_t> codes;
     std::vector<Scale> scales;
@@ -87,12 +88,6 @@ class linear {
       return std::same_as<Granularity, per_tensor> ? 1 : rows * groups_per_row();
     }
 
-    template <class Visitor>
-    void visit_arrays(Visitor&& visit) { visit_arrays_of(*this, visit); }
-    template <class Visitor>
-    void visit_arrays(Visitor&& visit) const { visit_arrays_of(*this, visit); }
-
-   private:
     template <class Self, class Visitor>
     static void visit_arrays_of(Self& self, Visitor& visit) {
       visit("codes", self.codes);

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "qcodec/codecs/array_visiting.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/ortho_stream.hpp"
@@ -32,17 +33,11 @@ class outlier_split {
  public:
   using base_codec = Base;
 
-  struct storage {
+  struct storage : detail::array_visiting<storage> {
     index_t rows = 0, cols = 0;
     typename Base::storage base;
     ortho_stream ortho;
 
-    template <class Visitor>
-    void visit_arrays(Visitor&& visit) { visit_arrays_of(*this, visit); }
-    template <class Visitor>
-    void visit_arrays(Visitor&& visit) const { visit_arrays_of(*this, visit); }
-
-   private:
     template <class Self, class Visitor>
     static void visit_arrays_of(Self& self, Visitor& visit) {
       self.base.visit_arrays([&](std::string_view array, auto& values) {

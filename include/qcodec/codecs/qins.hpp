@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "qcodec/codecs/array_visiting.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/qins_math.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
@@ -45,7 +46,7 @@ class qins {
   static constexpr double min_span_octaves = 1;
   static constexpr double max_span_octaves = 64;
 
-  struct storage {
+  struct storage : detail::array_visiting<storage> {
     index_t rows = 0, cols = 0;
     std::vector<std::uint8_t> codes;
     std::vector<float> scales;
@@ -53,12 +54,6 @@ class qins {
 
     index_t row_bytes() const { return packed_bytes<Bits>(cols); }
 
-    template <class Visitor>
-    void visit_arrays(Visitor&& visit) { visit_arrays_of(*this, visit); }
-    template <class Visitor>
-    void visit_arrays(Visitor&& visit) const { visit_arrays_of(*this, visit); }
-
-   private:
     template <class Self, class Visitor>
     static void visit_arrays_of(Self& self, Visitor& visit) {
       visit("codes", self.codes);

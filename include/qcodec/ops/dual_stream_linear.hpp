@@ -156,25 +156,11 @@ class dual_stream_linear {
     if constexpr (is_linear_codec<base_codec>)
       if (integer_domain_) return forward_integer(x, y);
     const bool fused = batch <= gemv_max_batch_;
-    const index_t tile_rows = fused ? gemv_tile_rows_ : gemm_tile_rows_;
-    const index_t tiles = (out_features() + tile_rows - 1) / tile_rows;
-    // Every available thread joins, even when tiles < threads: inside a team of two or more,
-    // Eigen runs each tile's GEMM sequentially, so its blocking never depends on the count.
-    const int threads = detail::op_thread_count();
-    reserve_workspaces(threads);
-#if QCODEC_USE_OPENMP
-#  pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-#endif
-    for (index_t tile = 0; tile < tiles; ++tile) {
-      const index_t first = tile * tile_rows;
-      const index_t last = std::min(out_features(), first + tile_rows);
-      if (fused) {
-        fused_decode_dot(x, y, first, last);
-      } else {
-        dense_gemm(x, y, first, last, tile_weights(first, last, workspaces_[detail::op_thread_index()].data()));
-      }
-      finish_rows(x, y, first, last);
-    }
+    reserve_workspaces(detail::op_thread_count());
+    for_each_tile(x, y, fused ? gemv_tile_rows_ : gemm_tile_rows_, [&](index_t first, index_t last) {
+      if (fused) fused_decode_dot(x, y, first, last);
+      else dense_gemm(x, y, first, last, tile_weights(first, last, workspaces_[detail::op_thread_index()].data()));
+    });
   }
 
  private:
@@ -186,15 +172,26 @@ class dual_stream_linear {
     const auto& s = base_.storage();
     activations_.template quantize_for<base_codec>(s, x);
     const index_t tile_rows = std::clamp<index_t>(integer_tile_bytes / s.row_bytes(), 1, 256);
+    for_each_tile(x, y, tile_rows, [&](index_t first, index_t last) {
+      integer_rows(base_, activations_, first, last, y);
+    });
+  }
+
+  /// Runs compute(first, last) and then finish_rows on every tile of `tile_rows` output rows,
+  /// each tile on one thread. Every available thread joins, even when tiles < threads: inside
+  /// a team of two or more, Eigen runs each tile's GEMM sequentially, so its blocking never
+  /// depends on the count.
+  template <class Compute>
+  void for_each_tile(const matrix_view& x, matrix_ref& y, index_t tile_rows, Compute compute) const {
     const index_t tiles = (out_features() + tile_rows - 1) / tile_rows;
-    const int threads = detail::op_thread_count();
+    [[maybe_unused]] const int threads = detail::op_thread_count();
 #if QCODEC_USE_OPENMP
 #  pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
 #endif
     for (index_t tile = 0; tile < tiles; ++tile) {
       const index_t first = tile * tile_rows;
       const index_t last = std::min(out_features(), first + tile_rows);
-      integer_rows(base_, activations_, first, last, y);
+      compute(first, last);
       finish_rows(x, y, first, last);
     }
   }
