@@ -11,18 +11,12 @@
 #include <qcodec/codecs/codec_list.hpp>
 #include <qcodec/io/encoded_tensors.hpp>
 
+#include "shape_text.hpp"
+
 namespace {
 
 using namespace qcodec;
-
-std::string shape_text(const std::vector<std::uint64_t>& shape) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out.append(std::to_string(shape[i]));
-  }
-  return out + "]";
-}
+using examples::shape_text;
 
 int inspect(const std::string& path, bool verify) {
   const auto file = io::safetensors_file::open(path);

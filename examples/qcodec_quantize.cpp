@@ -18,9 +18,12 @@
 #include <qcodec/core/fidelity.hpp>
 #include <qcodec/io/encoded_tensors.hpp>
 
+#include "shape_text.hpp"
+
 namespace {
 
 using namespace qcodec;
+using examples::shape_text;
 
 /// Weights that stay in floating point unless --no-default-skips: embeddings and the output
 /// head (their rows are looked up or feed the logits directly, where errors show most),
@@ -125,15 +128,6 @@ std::optional<std::string> keep_reason(const io::tensor_info& t, const options& 
   for (const std::regex& pattern : o.skips)
     if (std::regex_search(t.name, pattern)) return "skip pattern";
   return std::nullopt;
-}
-
-std::string shape_text(const std::vector<std::uint64_t>& shape) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out.append(std::to_string(shape[i]));
-  }
-  return out + "]";
 }
 
 void progress(std::size_t done, std::size_t total, std::string_view name) {

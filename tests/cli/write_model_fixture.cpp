@@ -2,25 +2,18 @@
 // F16 and BF16 projections, embeddings, norms, biases, an integer tensor, an odd width.
 
 #include <cstdint>
-#include <cstdio>
-#include <exception>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "qcodec/io/safetensors.hpp"
 #include "synthetic_weights.hpp"
+#include "../fixture_main.hpp"
 
 using namespace qcodec;
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
-    return 2;
-  }
-  try {
-    const std::filesystem::path dir = argv[1];
-    std::filesystem::create_directories(dir);
+  return fixture_main(argc, argv, "OUTPUT_DIR", [](const std::filesystem::path& dir) {
     using examples::weight_family;
     std::uint64_t seed = 1;
     const auto w = [&](index_t rows, index_t cols) {
@@ -49,9 +42,5 @@ int main(int argc, char** argv) {
     const std::vector<std::int64_t> positions = {0, 1, 2, 3, 4, 5, 6, 7};
     model.add_array<std::int64_t>("position_ids", positions);
     model.write(dir / "model.safetensors");
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -1,25 +1,18 @@
 // Writes the fuzz target's seed corpus into <dir>: small valid files with plain F32/F16/BF16
 // tensors and encoded tensors of a few codecs (linear, QINS, outlier split).
 
-#include <cstdio>
-#include <exception>
 #include <filesystem>
 #include <string>
 
 #include "qcodec/codecs/codec_list.hpp"
 #include "qcodec/io/encoded_tensors.hpp"
 #include "synthetic_weights.hpp"
+#include "../fixture_main.hpp"
 
 using namespace qcodec;
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
-    return 2;
-  }
-  try {
-    const std::filesystem::path dir = argv[1];
-    std::filesystem::create_directories(dir);
+  return fixture_main(argc, argv, "CORPUS_DIR", [](const std::filesystem::path& dir) {
     const row_matrix w = examples::synthetic_weights(3, 40, examples::weight_family::heavy_tailed, 9);
     int index = 0;
     const auto seed = [&](auto&& fill) {
@@ -42,9 +35,5 @@ int main(int argc, char** argv) {
     seed([&](io::safetensors_writer& s) {
       io::add_encoded(s, "w", outlier_split<linear<4, per_group<128>>>{}.encode(w, "w"));
     });
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
-  }
+  });
 }

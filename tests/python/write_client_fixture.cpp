@@ -2,24 +2,17 @@
 // and BF16 tensors and encoded tensors of several linear codecs) and <dir>/reference.safetensors
 // (qcodec's FP32 decoding of each encoded tensor, under the same names).
 
-#include <cstdio>
-#include <exception>
 #include <filesystem>
 
 #include "qcodec/codecs/codec_list.hpp"
 #include "qcodec/io/encoded_tensors.hpp"
 #include "synthetic_weights.hpp"
+#include "../fixture_main.hpp"
 
 using namespace qcodec;
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
-    return 2;
-  }
-  try {
-    const std::filesystem::path dir = argv[1];
-    std::filesystem::create_directories(dir);
+  return fixture_main(argc, argv, "OUTPUT_DIR", [](const std::filesystem::path& dir) {
     using examples::weight_family;
     const auto w = [](index_t rows, index_t cols, std::uint64_t seed) {
       return examples::synthetic_weights(rows, cols, weight_family::heavy_tailed, seed);
@@ -40,9 +33,5 @@ int main(int argc, char** argv) {
     add("layers.0.k.weight", linear<8, per_row, float, symmetry::asymmetric>{}.encode(w(5, 33, 7), "k"));
     client.write(dir / "client.safetensors");
     reference.write(dir / "reference.safetensors");
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
-  }
+  });
 }
