@@ -4,11 +4,13 @@
 // threads:<n>; "<codec>/int" is the op's opt-in integer domain. Each case cycles over enough
 // copies of its weights (>= 96 MB in all) that every call reads them from DRAM, never from the
 // 32 MB last-level cache. Also the crossover cases: the fused decode-GEMV and the tiled
-// decode-then-GEMM forced at small batches, which set dual_stream_linear::default_gemv_max_batch.
+// decode-then-GEMM forced at small batches, which set dual_stream_linear::default_gemv_max_batch,
+// and BM_int8_dot_peak, the integer kernels' compute ceiling per thread.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -150,6 +152,31 @@ void read_bandwidth(benchmark::State& state, int threads) {
                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
 
+/// The ceiling of every integer kernel on one thread: the backend's inner step (64 int8 MACs,
+/// vpdpbusd with VNNI) on registers and an L1-resident activation chunk, 12 independent
+/// accumulators, nothing else. Batch b at a fraction f of read bandwidth B needs b * f * B
+/// MACs/s from INT8 codes (one MAC per weight byte and activation row), 2 b f B from INT4.
+void int8_dot_peak(benchmark::State& state) {
+  using backend = qcodec::simd::native;
+  alignas(64) std::int8_t q[qcodec::simd::int_chunk];
+  alignas(64) std::uint8_t bytes[qcodec::simd::int_chunk];
+  for (index_t i = 0; i < qcodec::simd::int_chunk; ++i) {
+    q[i] = static_cast<std::int8_t>(i % 7 - 3);
+    bytes[i] = static_cast<std::uint8_t>(i * 3);
+  }
+  const auto codes = backend::load_code_chunk<8>(bytes, 0);
+  constexpr int chains = 12, steps = 4096;
+  backend::int_vector acc[chains];
+  for (auto& a : acc) a = backend::int_zero();
+  for (auto _ : state) {
+    for (int i = 0; i < steps; ++i)
+      for (auto& a : acc) a = backend::dot<8>(a, codes, q);
+    for (auto& a : acc) benchmark::DoNotOptimize(a);
+  }
+  state.counters["GMAC/s"] = benchmark::Counter(1e-9 * chains * steps * qcodec::simd::int_chunk,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
 constexpr shape shapes[] = {{11008, 4096}, {4096, 4096}, {2048, 5632}, {768, 3072}};
 constexpr index_t batches[] = {1, 8, 64, 256};
 constexpr int thread_counts[] = {1, 2};
@@ -192,6 +219,7 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("BM_read_bandwidth/threads:" + std::to_string(threads)).c_str(),
                                  [=](benchmark::State& state) { read_bandwidth(state, threads); })
         ->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("BM_int8_dot_peak/threads:1", int8_dot_peak)->UseRealTime();
   for (shape s : shapes)
     for (index_t batch : batches)
       for (int threads : thread_counts)

@@ -38,6 +38,9 @@ shape_order = {"11008x4096": 0, "4096x4096": 1, "2048x5632": 2, "768x3072": 3}
 rows.sort(key=lambda r: (shape_order.get(r[0], 9), r[1], r[2], r[3] != "eigen-fp32", r[3]))
 print("Read bandwidth (median): " + ", ".join(
     f"{t} thread{'s' if t > 1 else ''}: {bandwidth[t] / 1e9:.1f} GB/s" for t in sorted(bandwidth)))
+if "BM_int8_dot_peak/threads:1/real_time" in samples:
+    print(f"Integer dot peak (median, 1 thread): "
+          f"{median('BM_int8_dot_peak/threads:1/real_time', 'GMAC/s'):.1f} G int8 MAC/s")
 print()
 print("| shape | batch | thr | codec | ms | GFLOP/s | weight GB/s | % read BW | GFLOP/s vs Eigen |")
 print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
