@@ -195,6 +195,11 @@ void integer_rows(const typename Codec::storage& s, const int8_activations<Backe
   for (int i = 0; i < NB; ++i) q[i] = a.codes(b0 + i);
   const std::uint8_t* rows[R];
   for (int k = 0; k < R; ++k) rows[k] = s.codes.data() + (first + k) * s.row_bytes();
+  // Codes read once (the whole batch in this pass) by a pass serving several activation rows:
+  // each cache line takes long to consume, and the hardware prefetcher alone falls behind
+  // (batch 8: +25 %). At batch 1 it keeps up, and larger batches re-read the tile from L2;
+  // there the hint only costs (bench/RESULTS.md).
+  const bool streaming = NB > 1 && a.batch() == NB;
   typename Backend::float_vector total[R][NB];
   for (int k = 0; k < R; ++k)
     for (int i = 0; i < NB; ++i) total[k][i] = Backend::float_zero();
@@ -205,10 +210,7 @@ void integer_rows(const typename Codec::storage& s, const int8_activations<Backe
       for (int i = 0; i < NB; ++i) acc[k][i] = Backend::int_zero();
     for (index_t c = c0; c < c1; c += simd::int_chunk) {
       for (int k = 0; k < R; ++k) {
-        // Several activation rows make each cache line of codes long to consume, and the
-        // hardware prefetcher alone then falls behind (batch 8: +25 %); at batch 1 it keeps up
-        // and the hint only costs (bench/RESULTS.md).
-        if constexpr (NB > 1) simd::prefetch_ahead(rows[k] + packed_bytes<bits>(c));
+        if (streaming) simd::prefetch_ahead(rows[k] + packed_bytes<bits>(c));
         const auto codes = Backend::template load_code_chunk<bits>(rows[k], c);
         for (int i = 0; i < NB; ++i) acc[k][i] = Backend::template dot<bits>(acc[k][i], codes, q[i] + c);
       }
