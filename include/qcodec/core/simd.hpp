@@ -327,10 +327,13 @@ struct avx512 {
       for (int i = 0; i < parts; ++i)
         part[i] = Bits == 4 ? _mm512_castps256_ps512(_mm256_loadu_ps(lut)) : _mm512_loadu_ps(lut + 16 * i);
       if constexpr (byte_planes<Bits>) {
+        alignas(64) static constexpr std::array<std::uint8_t, 64> first_bytes = [] {
+          std::array<std::uint8_t, 64> t{};  // byte 0 of float p mod 32 of a 32-float pair
+          for (int p = 0; p < 64; ++p) t[p] = static_cast<std::uint8_t>(4 * (p % 32));
+          return t;
+        }();
         for (int k = 0; k < 4; ++k) {
-          alignas(64) std::uint8_t index[64];  // byte k of float p mod 32 of a 32-float pair
-          for (int p = 0; p < 64; ++p) index[p] = static_cast<std::uint8_t>(4 * (p % 32) + k);
-          const __m512i pick = _mm512_load_si512(index);
+          const __m512i pick = _mm512_add_epi8(_mm512_load_si512(first_bytes.data()), _mm512_set1_epi8(static_cast<char>(k)));
           for (int h = 0; h < 2; ++h) {
             const auto bytes_of = [&](int i) {
               return _mm512_permutex2var_epi8(_mm512_castps_si512(part[4 * h + i]), pick,
