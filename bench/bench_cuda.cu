@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
                 "vs f16");
 
     const shape shapes[] = {{4096, 4096}, {11008, 4096}, {14336, 4096}};
-    const index_t batches[] = {1, 4, 16, 64, 256};
+    const index_t batches[] = {1, 4, 8, 9, 64, 256};
     const index_t max_batch = 256;
     std::mt19937 rng(1);
     std::normal_distribution<float> normal(0.0f, 1.0f);

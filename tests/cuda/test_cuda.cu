@@ -108,25 +108,31 @@ TEST_CASE("cuda launch geometry and workspace sizing", "[cuda][host]") {
   CHECK(cuda::gemv_batch_bucket(1) == 1);
   CHECK(cuda::gemv_batch_bucket(3) == 4);
   CHECK(cuda::gemv_batch_bucket(4) == 4);
-  CHECK(cuda::gemv_batch_bucket(5) == 16);
-  CHECK(cuda::gemv_batch_bucket(16) == 16);
-  CHECK(cuda::gemv_batch_bucket(17) == 0);
+  CHECK(cuda::gemv_batch_bucket(5) == 8);
+  CHECK(cuda::gemv_batch_bucket(8) == 8);
+  CHECK(cuda::gemv_batch_bucket(9) == 0);
   CHECK(cuda::elementwise_blocks(0) == 1);
   CHECK(cuda::elementwise_blocks(257) == 2);
   // Whole weight when it fits, else multiples of 64 rows, else 0.
-  CHECK(cuda::gemm_tile_rows(100, 50, 2, 100 * 50 * 2) == 100);
-  CHECK(cuda::gemm_tile_rows(1000, 50, 2, 999 * 50 * 2) == 960);
-  CHECK(cuda::gemm_tile_rows(1000, 50, 2, 63 * 50 * 2) == 0);
-  CHECK(cuda::gemm_workspace_bytes(64, 100, 2) == cuda::cublas_workspace_bytes + 12800);
-  CHECK(cuda::gemm_workspace_bytes(1, 1, 2) == cuda::cublas_workspace_bytes + 256);
-  // Every tile size the workspace admits fits in it.
+  CHECK(cuda::gemm_tile_bytes(100, 50, 2, 0) == 10240);  // regions in whole 256-byte units
+  CHECK(cuda::gemm_tile_rows(100, 50, 2, 0, 10240) == 100);
+  CHECK(cuda::gemm_tile_rows(1000, 50, 2, 0, 999 * 50 * 2) == 960);
+  CHECK(cuda::gemm_tile_rows(1000, 50, 2, 0, 63 * 50 * 2) == 0);
+  // With FP32 results: 64 rows x 100 of them (25600 bytes) before the decoded rows.
+  CHECK(cuda::gemm_tile_rows(1000, 50, 2, 100, 64 * 50 * 2 + 25600) == 64);
+  CHECK(cuda::gemm_tile_rows(1000, 50, 2, 100, 64 * 50 * 2 + 25599) == 0);
+  CHECK(cuda::gemm_workspace_bytes(64, 100, 2, 0) == cuda::cublas_workspace_bytes + 12800);
+  CHECK(cuda::gemm_workspace_bytes(1, 1, 2, 0) == cuda::cublas_workspace_bytes + 256);
+  CHECK(cuda::gemm_workspace_bytes(1, 1, 2, 3) == cuda::cublas_workspace_bytes + 512);
+  // Every tile size the workspace admits fits in it, with and without FP32 results.
   for (index_t rows : {1, 63, 64, 65, 4096, 11008})
-    for (index_t cols : {1, 7, 4096}) {
-      const std::size_t bytes = cuda::gemm_workspace_bytes(64, cols, 2);
-      const index_t tile = cuda::gemm_tile_rows(rows, cols, 2, bytes - cuda::cublas_workspace_bytes);
-      CHECK(tile >= std::min<index_t>(rows, 64));
-      CHECK(static_cast<std::size_t>(tile * cols * 2) <= bytes - cuda::cublas_workspace_bytes);
-    }
+    for (index_t cols : {1, 7, 4096})
+      for (index_t fp32_batch : {0, 17, 256}) {
+        const std::size_t bytes = cuda::gemm_workspace_bytes(64, cols, 2, fp32_batch);
+        const index_t tile = cuda::gemm_tile_rows(rows, cols, 2, fp32_batch, bytes - cuda::cublas_workspace_bytes);
+        CHECK(tile >= std::min<index_t>(rows, 64));
+        CHECK(cuda::gemm_tile_bytes(tile, cols, 2, fp32_batch) <= bytes - cuda::cublas_workspace_bytes);
+      }
 }
 
 TEST_CASE("cuda upload layout pads rows to whole chunks", "[cuda][host]") {
@@ -210,22 +216,30 @@ TEMPLATE_LIST_TEST_CASE("cuda decode equals the host decode bit for bit", "[cuda
     CAPTURE(codec_traits<TestType>::name, rows, cols);
     const cuda::dual_stream_linear<TestType> op(encoded);
     const auto check_type = [&]<class T>(T*) {
-      const index_t ld = cols + 3;  // a leading dimension wider than the row
-      const std::size_t count = static_cast<std::size_t>(rows * ld);
-      std::vector<T> out(count, poison<T>());
-      cuda::device_buffer<T> buffer{std::span<const T>(out)};
-      op.decode(buffer.data(), ld, nullptr);
-      cuda::check(cudaDeviceSynchronize(), "decode");
-      buffer.download(out);
-      index_t mismatches = 0;
-      for (index_t r = 0; r < rows; ++r)
-        for (index_t c = 0; c < cols; ++c) {
-          const float got = cuda::element<T>::to_float(out[static_cast<std::size_t>(r * ld + c)]);
-          const float want = host_round<T>(expected(r, c));
-          if (std::bit_cast<std::uint32_t>(got) != std::bit_cast<std::uint32_t>(want) && mismatches++ < 3)
-            FAIL_CHECK(cuda::element<T>::name << " row " << r << " col " << c << ": " << got << " != " << want);
+      // A leading dimension that breaks 16-byte alignment (element stores), and an aligned
+      // one wider than the row (vector stores, element stores for a ragged last chunk).
+      for (const index_t ld : {cols + 3, (cols + 15) / 16 * 16 + 16}) {
+        const std::size_t count = static_cast<std::size_t>(rows * ld);
+        std::vector<T> out(count, poison<T>());
+        cuda::device_buffer<T> buffer{std::span<const T>(out)};
+        op.decode(buffer.data(), ld, nullptr);
+        cuda::check(cudaDeviceSynchronize(), "decode");
+        buffer.download(out);
+        index_t mismatches = 0, overwritten = 0;
+        for (index_t r = 0; r < rows; ++r) {
+          for (index_t c = 0; c < cols; ++c) {
+            const float got = cuda::element<T>::to_float(out[static_cast<std::size_t>(r * ld + c)]);
+            const float want = host_round<T>(expected(r, c));
+            if (std::bit_cast<std::uint32_t>(got) != std::bit_cast<std::uint32_t>(want) && mismatches++ < 3)
+              FAIL_CHECK(cuda::element<T>::name << " ld " << ld << " row " << r << " col " << c << ": " << got
+                                                << " != " << want);
+          }
+          for (index_t c = cols; c < ld; ++c)  // past the row: still the poison
+            overwritten += !std::isnan(cuda::element<T>::to_float(out[static_cast<std::size_t>(r * ld + c)]));
         }
-      CHECK(mismatches == 0);
+        CHECK(mismatches == 0);
+        CHECK(overwritten == 0);
+      }
     };
     check_type(static_cast<float*>(nullptr));  // FP32: the decode itself, for every codec
     for_each_element_type<TestType>(check_type);
@@ -256,7 +270,7 @@ TEMPLATE_LIST_TEST_CASE("cuda dual_stream_linear matches an FP64 reference", "[c
       cuda::dual_stream_linear<TestType> op(encoded, with_bias ? std::span<const float>(bias) : std::span<const float>{});
       for (const float alpha : {0.0f, 1.0f}) {
         op.set_alpha(alpha);
-        for (const index_t batch : {1, 3, 16, 17, 256}) {
+        for (const index_t batch : {1, 3, 8, 9, 256}) {
           const auto check_type = [&]<class T>(T*) {
             CAPTURE(codec_traits<TestType>::name, rows, cols, with_bias, alpha, batch, cuda::element<T>::name);
             std::vector<T> x(static_cast<std::size_t>(batch * cols));
@@ -310,4 +324,57 @@ TEST_CASE("cuda forward rejects a workspace that is too small", "[cuda][device]"
   ws.reserve(op.workspace_bytes<__half>(32, 64));
   CHECK_NOTHROW(op.forward(x.data(), 32, y.data(), ws, nullptr));
   cuda::check(cudaDeviceSynchronize(), "forward");
+}
+
+TEST_CASE("cuda forward rounds each output once, bias included, on every path and tiling", "[cuda][device]") {
+  if (!have_device()) return;
+  // Biases near 1024 dominate the outputs: rounding the bias to T before adding it (a second
+  // rounding) moves outputs by up to a whole unit in the last place, twice the bound below.
+  constexpr index_t rows = 200, cols = 64;
+  const auto encoded = linear<8>{}.encode(synthetic_weights(rows, cols, weight_family::gaussian, 4));
+  const row_matrix w = encoded.decode();
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> near_1024(1024.0f, 1070.0f);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> bias(static_cast<std::size_t>(rows));
+  for (float& b : bias) b = near_1024(rng);
+  const cuda::dual_stream_linear<linear<8>> op(encoded, bias);
+  const auto check_type = [&]<class T>(T*, double unit_roundoff) {
+    for (const index_t batch : {3, 40}) {
+      // Whole weight in one tile, and 64-row tiles (the last one ragged).
+      for (const index_t max_tile_rows : {index_t{0}, index_t{64}}) {
+        CAPTURE(cuda::element<T>::name, batch, max_tile_rows);
+        std::vector<T> x(static_cast<std::size_t>(batch * cols));
+        for (T& v : x) v = cuda::element<T>::from_float(normal(rng));
+        cuda::workspace ws(op.template workspace_bytes<T>(batch, max_tile_rows));
+        const cuda::device_buffer<T> x_device{std::span<const T>(x)};
+        std::vector<T> y(static_cast<std::size_t>(batch * rows), poison<T>());
+        cuda::device_buffer<T> y_device{std::span<const T>(y)};
+        op.forward(x_device.data(), batch, y_device.data(), ws, nullptr);
+        cuda::check(cudaDeviceSynchronize(), "forward");
+        y_device.download(y);
+        index_t violations = 0;
+        for (index_t b = 0; b < batch; ++b)
+          for (index_t r = 0; r < rows; ++r) {
+            const double b_r = bias[static_cast<std::size_t>(r)];
+            double ref = b_r, products = 0;
+            for (index_t c = 0; c < cols; ++c) {
+              const double term = double{cuda::element<T>::to_float(x[static_cast<std::size_t>(b * cols + c)])} * w(r, c);
+              ref += term;
+              products += std::abs(term);
+            }
+            // One rounding to T (u |ref|) of an FP32 sum of cols + 1 terms (gamma_(cols+1) sum |terms|)
+            // whose weights the GEMM path rounds to T (u sum |x w|, far below u |bias| here).
+            const double bound = unit_roundoff * (std::abs(ref) + products) +
+                                 (cols + 1) * 0x1p-24 * (products + std::abs(b_r)) * 1.01;
+            const double got = cuda::element<T>::to_float(y[static_cast<std::size_t>(b * rows + r)]);
+            if (!(std::abs(got - ref) <= bound) && violations++ < 3)
+              FAIL_CHECK("row " << r << " batch row " << b << ": " << got << " vs " << ref << ", bound " << bound);
+          }
+        CHECK(violations == 0);
+      }
+    }
+  };
+  check_type(static_cast<__half*>(nullptr), 0x1p-11);
+  check_type(static_cast<__nv_bfloat16*>(nullptr), 0x1p-8);
 }

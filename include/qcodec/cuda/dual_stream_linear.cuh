@@ -1,7 +1,8 @@
 #pragma once
 /// Device dual-stream linear op: y = x (B + alpha O)^T + bias on a CUDA stream.
 ///
-/// Batches of 1..16 run the fused decode-GEMV (codes read once, no decoded weight stored).
+/// Batches of 1..max_gemv_batch (8) run the fused decode-GEMV (codes read once, no decoded
+/// weight stored).
 /// Larger batches decode row tiles of W (+ alpha O) into the caller's workspace and call
 /// cublasGemmEx with FP16/BF16 (or FP32) operands and FP32 accumulation. forward() enqueues
 /// on the given stream: it neither synchronises nor allocates; the workspace (device memory
@@ -32,7 +33,8 @@ namespace qcodec::cuda {
 /// handle. Not shared between streams running at the same time.
 class workspace {
  public:
-  /// Allocates `bytes` of device memory (0 is enough for batches <= 16) and a cuBLAS handle.
+  /// Allocates `bytes` of device memory (0 is enough for batches <= max_gemv_batch) and a
+  /// cuBLAS handle.
   explicit workspace(std::size_t bytes = 0) : memory_(bytes) {
     check(cublasCreate(&handle_), "cublasCreate");
   }
@@ -101,12 +103,13 @@ class dual_stream_linear {
 
   /// Workspace bytes forward() needs for `batch` rows of element type T: 0 for the GEMV
   /// path, else cuBLAS's workspace plus a decode tile of up to `max_tile_rows` weight rows
-  /// (the whole weight in one tile by default: fastest, largest).
+  /// (the whole weight in one tile by default: fastest, largest) and, with a bias, the
+  /// tile's FP32 results.
   template <class T>
   std::size_t workspace_bytes(index_t batch, index_t max_tile_rows = 0) const {
     if (batch <= max_gemv_batch) return 0;
     const index_t tile_rows = max_tile_rows > 0 ? std::min(max_tile_rows, rows()) : rows();
-    return gemm_workspace_bytes(tile_rows, cols(), sizeof(T));
+    return gemm_workspace_bytes(tile_rows, cols(), sizeof(T), bias_.empty() ? 0 : batch);
   }
 
   /// Enqueues y = x (B + alpha O)^T + bias on `stream`: x is batch x cols, y batch x rows,
@@ -125,28 +128,37 @@ class dual_stream_linear {
     if (ws.bytes() < cublas_workspace_bytes)
       qcodec::detail::fail("dual_stream_linear::forward: workspace of ", ws.bytes(), " bytes, batch ", batch,
                            " needs at least ", workspace_bytes<T>(batch, gemm_tile_row_multiple));
-    const index_t tile_rows = gemm_tile_rows(rows(), cols(), sizeof(T), ws.bytes() - cublas_workspace_bytes);
+    // With a bias, cuBLAS writes FP32 results to the workspace and add_bias rounds each
+    // output to T once, as the fused GEMV does; without one, cuBLAS writes y itself.
+    const index_t fp32_batch = bias != nullptr ? batch : 0;
+    const index_t tile_rows =
+        gemm_tile_rows(rows(), cols(), sizeof(T), fp32_batch, ws.bytes() - cublas_workspace_bytes);
     if (tile_rows == 0)
       qcodec::detail::fail("dual_stream_linear::forward: workspace of ", ws.bytes(), " bytes, batch ", batch,
                            " needs at least ", workspace_bytes<T>(batch, gemm_tile_row_multiple));
-    T* tile = reinterpret_cast<T*>(ws.data() + cublas_workspace_bytes);
+    std::byte* const tiles = ws.data() + cublas_workspace_bytes;
+    float* const results = reinterpret_cast<float*>(tiles);
+    T* const tile = reinterpret_cast<T*>(tiles + aligned_region(static_cast<std::size_t>(tile_rows * fp32_batch) *
+                                                                sizeof(float)));
 
     const cublasHandle_t handle = ws.cublas();
     check(cublasSetStream(handle, stream), "cublasSetStream");
     // cublasSetStream resets the workspace to cuBLAS's own pool: hand it ours again.
     check(cublasSetWorkspace(handle, ws.data(), cublas_workspace_bytes), "cublasSetWorkspace");
-    if (bias != nullptr) broadcast_bias(bias, rows(), batch, y, stream);
-    const float one = 1.0f, beta = bias != nullptr ? 1.0f : 0.0f;
+    const float one = 1.0f, zero = 0.0f;
     constexpr cudaDataType_t type = element<T>::data_type;
     for (index_t first = 0; first < rows(); first += tile_rows) {
       const index_t count = std::min(tile_rows, rows() - first);
       cuda::decode(w, ortho, alpha_, first, count, tile, cols(), stream);
-      // Column-major view: Y^T[first.., :] (count x batch, ld rows) = tile (count x cols) * X^T (cols x batch).
+      // Column-major view: Y^T[first.., :] (count x batch, ld rows) = tile (count x cols) * X^T (cols x batch);
+      // with a bias the product goes to `results` (count x batch, ld count) first.
+      void* const out = bias != nullptr ? static_cast<void*>(results) : static_cast<void*>(y + first);
       check(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(count), static_cast<int>(batch),
                          static_cast<int>(cols()), &one, tile, type, static_cast<int>(cols()), x, type,
-                         static_cast<int>(cols()), &beta, y + first, type, static_cast<int>(rows()),
-                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                         static_cast<int>(cols()), &zero, out, bias != nullptr ? CUDA_R_32F : type,
+                         static_cast<int>(bias != nullptr ? count : rows()), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             "cublasGemmEx");
+      if (bias != nullptr) add_bias(results, bias + first, count, batch, y + first, rows(), stream);
     }
   }
 

@@ -1,6 +1,6 @@
 #pragma once
 /// Kernels over any device_codec view: decode to FP32/FP16/BF16, the fused decode-GEMV with
-/// the ortho stream and the bias broadcast, each with a
+/// the ortho stream, and the GEMM tiles' bias epilogue, each with a
 /// checked host launcher that enqueues on the caller's stream and never synchronises.
 ///
 /// Shapes: x is batch x cols, y is batch x rows (row-major, like the CPU op), W is rows x cols.
@@ -39,6 +39,30 @@ __device__ void load_floats(const T* p, float (&out)[N]) {
   }
 }
 
+/// p[j] = T(values[j]) for j < min(N, valid): 16-byte vector stores when the whole chunk is
+/// valid and `p` is 16-byte aligned (leading dimensions whose byte length is a multiple of
+/// 16), else element stores. Neighbouring threads store neighbouring chunks.
+template <class T, int N>
+__device__ void store_floats(const float (&values)[N], index_t valid, T* p) {
+  constexpr int per_vector = 16 / static_cast<int>(sizeof(T));
+  static_assert(N % per_vector == 0, "a chunk is a whole number of 16-byte vectors");
+  if (valid >= N && reinterpret_cast<std::uintptr_t>(p) % 16 == 0) {
+#pragma unroll
+    for (int v = 0; v < N / per_vector; ++v) {
+      T items[per_vector];
+#pragma unroll
+      for (int i = 0; i < per_vector; ++i) items[i] = element<T>::from_float(values[v * per_vector + i]);
+      uint4 raw;
+      std::memcpy(&raw, items, sizeof raw);
+      reinterpret_cast<uint4*>(p)[v] = raw;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+      if (j < valid) p[j] = element<T>::from_float(values[j]);
+  }
+}
+
 /// out[(r - first_row) * ld + c] = B[r, c] + alpha * O[r, c] for rows
 /// [first_row, first_row + row_count), summed in FP32 and rounded to T once.
 template <class View, class T>
@@ -52,11 +76,7 @@ decode(View w, csr_view ortho, float alpha, index_t first_row, index_t row_count
     float values[chunk_cols];
     w.decode_chunk(first_row + r, chunk, values);
     if (alpha != 0.0f) add_ortho(ortho, alpha, first_row + r, chunk * chunk_cols, values);
-    T* dst = out + r * ld + chunk * chunk_cols;
-    const index_t valid = w.cols - chunk * chunk_cols;
-#pragma unroll
-    for (int j = 0; j < chunk_cols; ++j)
-      if (j < valid) dst[j] = element<T>::from_float(values[j]);
+    store_floats(values, w.cols - chunk * chunk_cols, out + r * ld + chunk * chunk_cols);
   }
 }
 
@@ -125,13 +145,16 @@ fused_gemv(View w, csr_view ortho, float alpha, const T* __restrict__ x, index_t
   }
 }
 
-/// y[b, r] = bias[r] for b < batch.
+/// y[b * ld + r] = results[b * rows + r] + bias[r] for r < rows, b < batch, rounded to T once:
+/// the epilogue of a GEMM tile whose FP32 results cuBLAS wrote to the workspace.
 template <class T>
 __global__ void __launch_bounds__(elementwise_threads)
-broadcast_bias(const float* bias, index_t rows, index_t batch, T* y) {
+add_bias(const float* results, const float* bias, index_t rows, index_t batch, T* y, index_t ld) {
   for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < rows * batch;
-       i += static_cast<index_t>(gridDim.x) * blockDim.x)
-    y[i] = element<T>::from_float(bias[i % rows]);
+       i += static_cast<index_t>(gridDim.x) * blockDim.x) {
+    const index_t b = i / rows, r = i % rows;
+    y[b * ld + r] = element<T>::from_float(results[i] + bias[r]);
+  }
 }
 
 }  // namespace kernels
@@ -150,7 +173,7 @@ void decode(const View& w, csr_view ortho, float alpha, index_t first_row, index
   check_launch("decode kernel");
 }
 
-/// Enqueues y = x (W + alpha O)^T + bias with the fused decode-GEMV (1 <= batch <= 16).
+/// Enqueues y = x (W + alpha O)^T + bias with the fused decode-GEMV (1 <= batch <= max_gemv_batch).
 template <class View, class T>
 void fused_gemv(const View& w, csr_view ortho, float alpha, const T* x, index_t batch, const float* bias, T* y,
                 cudaStream_t stream) {
@@ -158,18 +181,20 @@ void fused_gemv(const View& w, csr_view ortho, float alpha, const T* x, index_t 
   switch (gemv_batch_bucket(batch)) {
     case 1: kernels::fused_gemv<1, View, T><<<blocks, gemv_threads, 0, stream>>>(w, ortho, alpha, x, batch, bias, y); break;
     case 4: kernels::fused_gemv<4, View, T><<<blocks, gemv_threads, 0, stream>>>(w, ortho, alpha, x, batch, bias, y); break;
-    case 16: kernels::fused_gemv<16, View, T><<<blocks, gemv_threads, 0, stream>>>(w, ortho, alpha, x, batch, bias, y); break;
+    case 8: kernels::fused_gemv<8, View, T><<<blocks, gemv_threads, 0, stream>>>(w, ortho, alpha, x, batch, bias, y); break;
     default: qcodec::detail::fail("cuda::fused_gemv: batch ", batch, " outside 1..", max_gemv_batch);
   }
   check_launch("fused_gemv kernel");
 }
 
-/// Enqueues y[b, r] = bias[r] for the whole batch x rows output.
+/// Enqueues y[b * ld + r] = results[b * rows + r] + bias[r] (rows x batch FP32 results,
+/// column-major as cuBLAS wrote them), rounded to T once.
 template <class T>
-void broadcast_bias(const float* bias, index_t rows, index_t batch, T* y, cudaStream_t stream) {
-  kernels::broadcast_bias<T><<<static_cast<unsigned>(elementwise_blocks(rows * batch)), elementwise_threads, 0, stream>>>(
-      bias, rows, batch, y);
-  check_launch("broadcast_bias kernel");
+void add_bias(const float* results, const float* bias, index_t rows, index_t batch, T* y, index_t ld,
+              cudaStream_t stream) {
+  kernels::add_bias<T><<<static_cast<unsigned>(elementwise_blocks(rows * batch)), elementwise_threads, 0, stream>>>(
+      results, bias, rows, batch, y, ld);
+  check_launch("add_bias kernel");
 }
 
 }  // namespace qcodec::cuda

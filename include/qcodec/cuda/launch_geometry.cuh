@@ -31,7 +31,9 @@ QCODEC_HD constexpr index_t round_up(index_t n, index_t m) { return ceil_div(n, 
 QCODEC_HD constexpr index_t padded_row_bytes(index_t row_bytes) { return round_up(row_bytes, chunk_bytes); }
 
 /// Largest batch served by the fused decode-GEMV; larger batches decode tiles and call cuBLAS.
-inline constexpr index_t max_gemv_batch = 16;
+/// The crossover measured on an H100 (bench/RESULTS.md): each warp re-reads x for its row,
+/// so the GEMV's time grows with the batch while the decode plus cuBLAS stays flat.
+inline constexpr index_t max_gemv_batch = 8;
 
 /// Threads of a GEMV block: one warp per weight row.
 inline constexpr int gemv_threads = 256;
@@ -40,11 +42,11 @@ inline constexpr int gemv_rows_per_block = gemv_threads / 32;
 /// Blocks of the GEMV launch for `rows` weight rows.
 constexpr index_t gemv_blocks(index_t rows) { return ceil_div(rows, gemv_rows_per_block); }
 
-/// Compiled GEMV batch width serving `batch` (1, 4 or 16 accumulators per thread); 0 when
+/// Compiled GEMV batch width serving `batch` (1, 4 or 8 accumulators per thread); 0 when
 /// the batch goes to the GEMM path.
 constexpr int gemv_batch_bucket(index_t batch) {
   if (batch < 1 || batch > max_gemv_batch) return 0;
-  return batch == 1 ? 1 : batch <= 4 ? 4 : 16;
+  return batch == 1 ? 1 : batch <= 4 ? 4 : 8;
 }
 
 /// Threads of the element-wise kernels (decode, bias, ortho scatter).
@@ -65,19 +67,37 @@ inline constexpr std::size_t workspace_alignment = 256;
 /// Row granularity of GEMM tiles: keeps each tile's output offset 128-byte aligned for FP16.
 inline constexpr index_t gemm_tile_row_multiple = 64;
 
-/// Weight rows decoded per GEMM tile when `tile_bytes` hold the tile: all rows when they fit,
-/// else a multiple of gemm_tile_row_multiple; 0 when not even one such tile fits.
-constexpr index_t gemm_tile_rows(index_t rows, index_t cols, std::size_t element_bytes,
+/// Bytes of one workspace region of `bytes`, rounded up to workspace_alignment.
+constexpr std::size_t aligned_region(std::size_t bytes) {
+  return (bytes + workspace_alignment - 1) / workspace_alignment * workspace_alignment;
+}
+
+/// Workspace bytes of one GEMM tile of `tile_rows` weight rows, after cuBLAS's share: the
+/// FP32 results of `fp32_batch` activation rows (0 when cuBLAS writes y itself), then the
+/// decoded rows of `element_bytes` each.
+constexpr std::size_t gemm_tile_bytes(index_t tile_rows, index_t cols, std::size_t element_bytes,
+                                      index_t fp32_batch) {
+  return aligned_region(static_cast<std::size_t>(tile_rows * fp32_batch) * sizeof(float)) +
+         aligned_region(static_cast<std::size_t>(tile_rows * cols) * element_bytes);
+}
+
+/// Weight rows per GEMM tile when `tile_bytes` hold the tile (see gemm_tile_bytes): all rows
+/// when they fit, else the largest multiple of gemm_tile_row_multiple that fits; 0 when none.
+constexpr index_t gemm_tile_rows(index_t rows, index_t cols, std::size_t element_bytes, index_t fp32_batch,
                                  std::size_t tile_bytes) {
-  const index_t fit = static_cast<index_t>(tile_bytes / (static_cast<std::size_t>(cols) * element_bytes));
-  if (fit >= rows) return rows;
-  return fit / gemm_tile_row_multiple * gemm_tile_row_multiple;
+  if (gemm_tile_bytes(rows, cols, element_bytes, fp32_batch) <= tile_bytes) return rows;
+  const std::size_t row_bytes = static_cast<std::size_t>(cols) * element_bytes +
+                                static_cast<std::size_t>(fp32_batch) * sizeof(float);
+  index_t tile = static_cast<index_t>(tile_bytes / row_bytes) / gemm_tile_row_multiple * gemm_tile_row_multiple;
+  while (tile > 0 && gemm_tile_bytes(tile, cols, element_bytes, fp32_batch) > tile_bytes)
+    tile -= gemm_tile_row_multiple;
+  return tile;
 }
 
 /// Workspace bytes of the GEMM path with tiles of `tile_rows` rows.
-constexpr std::size_t gemm_workspace_bytes(index_t tile_rows, index_t cols, std::size_t element_bytes) {
-  const std::size_t tile = static_cast<std::size_t>(tile_rows * cols) * element_bytes;
-  return cublas_workspace_bytes + (tile + workspace_alignment - 1) / workspace_alignment * workspace_alignment;
+constexpr std::size_t gemm_workspace_bytes(index_t tile_rows, index_t cols, std::size_t element_bytes,
+                                           index_t fp32_batch) {
+  return cublas_workspace_bytes + gemm_tile_bytes(tile_rows, cols, element_bytes, fp32_batch);
 }
 
 }  // namespace qcodec::cuda
