@@ -34,6 +34,14 @@ else()
   target_compile_options(qcodec_cuda INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>)
 endif()
 
+# Installed beside qcodec::qcodec in its own export set: the package config adds qcodec::cuda
+# when the consumer's CUDA toolkit is found (find_package(qcodec COMPONENTS cuda) requires it).
+if(QCODEC_INSTALL)
+  set_target_properties(qcodec_cuda PROPERTIES EXPORT_NAME cuda)
+  install(TARGETS qcodec_cuda EXPORT qcodecCudaTargets)
+  install(EXPORT qcodecCudaTargets NAMESPACE qcodec:: DESTINATION ${CMAKE_INSTALL_DATADIR}/cmake/qcodec)
+endif()
+
 # Compile settings of qcodec's own CUDA programs: host-compiler warnings go through -Xcompiler.
 add_library(qcodec_cuda_build_settings INTERFACE)
 target_compile_options(qcodec_cuda_build_settings INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)

@@ -10,7 +10,7 @@ function(run)
 endfunction()
 
 set(configure_args -S ${CMAKE_CURRENT_LIST_DIR} -B ${WORK}/build -DQCODEC_README=${QCODEC_README}
-  -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Release)
+  -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Release -DQCODEC_EXPECT_CUDA=${QCODEC_EXPECT_CUDA})
 if(MODE STREQUAL "find_package")
   run(${CMAKE_COMMAND} --install ${QCODEC_BUILD_DIR} --prefix ${WORK}/prefix)
   run(${CMAKE_COMMAND} ${configure_args} -DCMAKE_PREFIX_PATH=${WORK}/prefix)
