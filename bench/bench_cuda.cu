@@ -1,4 +1,4 @@
-// CUDA benchmarks: the device dual_stream_linear (fused decode-GEMV for batch <= 16,
+// CUDA benchmarks: the device dual_stream_linear (fused decode-GEMV for batch <= 8,
 // decode-then-cuBLAS above) against cuBLAS FP16 on the same shapes, in one binary.
 // CUDA events around each call, median of many runs after warm-up; weights rotate over
 // enough copies to exceed the L2 cache, so times are DRAM times. Effective weight bandwidth
