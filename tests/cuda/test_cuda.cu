@@ -42,7 +42,7 @@ row_matrix decode_through_view(const encoded_matrix<Codec>& encoded) {
   for (index_t r = 0; r < view.rows; ++r)
     for (index_t chunk = 0; chunk < view.chunks_per_row(); ++chunk) {
       float values[layout::chunk_cols];
-      view.decode_chunk(r, chunk, values);
+      cuda::decode_chunk(view, r, chunk, values);
       cuda::add_ortho(ortho, 1.0f, r, chunk * layout::chunk_cols, values);
       for (index_t j = 0; j < layout::chunk_cols && chunk * layout::chunk_cols + j < view.cols; ++j)
         out(r, chunk * layout::chunk_cols + j) = values[j];

@@ -5,10 +5,12 @@
 ///  - `host_arrays prepare(storage, name)`: validates the storage (qcodec::error naming
 ///    `name`) and lays it out for upload, on the host (tested there);
 ///  - `device_arrays(host_arrays)`: the device copy, with `base_view()` and `ortho_view()`;
-///  - `view`: passed to kernels by value; `decode_chunk(row, chunk, out)` decodes `chunk_cols`
-///    consecutive columns of the dense stream from one 16-byte load of codes, with the
-///    codec's own QCODEC_HD math (linear_math, qins_math). The same view reads host memory,
-///    so the host tests run the device decode path element by element.
+///  - `view`: passed to kernels by value; `load(row, chunk)` makes one 16-byte load of codes
+///    and returns them with the parameters they share, whose `[j]` decodes column j of the
+///    chunk's `chunk_cols` with the codec's own QCODEC_HD math (linear_math, qins_math);
+///    `decode_chunk(view, row, chunk, out)` decodes all of them; `gemv_decodes_in_pieces`
+///    tells the batch-1 GEMV to decode a few columns at a time instead. The same view reads
+///    host memory, so the host tests run the device decode path element by element.
 /// Codes are uploaded with each row padded to whole 16-byte chunks (padded_row_bytes);
 /// decoded values past `cols` in a row's last chunk are the padding's and are ignored.
 
@@ -114,6 +116,14 @@ device_buffer<T> upload(const std::vector<T>& host) {
 
 }  // namespace detail
 
+/// out[j] = column chunk * chunk_cols + j of row `row`, for every column of the chunk.
+template <class View>
+QCODEC_HD void decode_chunk(const View& w, index_t row, index_t chunk, float (&out)[View::chunk_cols]) {
+  const auto codes = w.load(row, chunk);
+QCODEC_CUDA_UNROLL
+  for (int j = 0; j < View::chunk_cols; ++j) out[j] = codes[j];
+}
+
 template <int Bits, class Granularity, scale_storage Scale, symmetry Symmetry>
 struct device_codec<linear<Bits, Granularity, Scale, Symmetry>> {
   using codec_type = linear<Bits, Granularity, Scale, Symmetry>;
@@ -132,19 +142,32 @@ struct device_codec<linear<Bits, Granularity, Scale, Symmetry>> {
 
     QCODEC_HD index_t chunks_per_row() const { return ceil_div(cols, chunk_cols); }
 
-    QCODEC_HD void decode_chunk(index_t row, index_t chunk, float (&out)[chunk_cols]) const {
+    /// INT4 at batch 1: the whole chunk's 32 values took 82 registers and a quarter occupancy
+    /// on an H100; in pieces the GEMV took 16-25% less time on 11008 and 14336 rows. INT8 and
+    /// QINS gained nothing or lost (bench/RESULTS.md).
+    static constexpr bool gemv_decodes_in_pieces = Bits == 4;
+
+    /// The 16 code bytes of one chunk and the scale and offset of their block.
+    struct chunk_codes {
       std::uint8_t bytes[chunk_bytes];
-      detail::load_chunk(codes + row * pitch + chunk * chunk_bytes, bytes);
+      float scale;
+      int offset;
+      QCODEC_HD float operator[](int j) const {
+        return linear_math::dequantize(unpack_code<Bits>(bytes, j), offset, scale);
+      }
+    };
+
+    QCODEC_HD chunk_codes load(index_t row, index_t chunk) const {
+      chunk_codes c;
+      detail::load_chunk(codes + row * pitch + chunk * chunk_bytes, c.bytes);
       index_t group = 0;  // a chunk never straddles two groups
       if constexpr (group_size > 0) group = chunk * chunk_cols / group_size;
       const index_t block = linear_math::block_index(row, group, groups_per_row,
                                                      std::same_as<Granularity, per_tensor>);
-      const float scale = detail::scale_value(scales[block]);
-      int offset = codec_type::symmetric_offset;
-      if constexpr (!codec_type::symmetric) offset = zero_points[block];
-QCODEC_CUDA_UNROLL
-      for (int j = 0; j < chunk_cols; ++j)
-        out[j] = linear_math::dequantize(unpack_code<Bits>(bytes, j), offset, scale);
+      c.scale = detail::scale_value(scales[block]);
+      c.offset = codec_type::symmetric_offset;
+      if constexpr (!codec_type::symmetric) c.offset = zero_points[block];
+      return c;
     }
   };
 
@@ -201,12 +224,22 @@ struct device_codec<qins<Bits>> {
 
     QCODEC_HD index_t chunks_per_row() const { return ceil_div(cols, chunk_cols); }
 
-    QCODEC_HD void decode_chunk(index_t row, index_t chunk, float (&out)[chunk_cols]) const {
+    static constexpr bool gemv_decodes_in_pieces = false;  // see the linear view
+
+    /// The 16 code bytes of one chunk, their row's scale and the tensor's LUT.
+    struct chunk_codes {
       std::uint8_t bytes[chunk_bytes];
-      detail::load_chunk(codes + row * pitch + chunk * chunk_bytes, bytes);
-      const float scale = scales[row];
-QCODEC_CUDA_UNROLL
-      for (int j = 0; j < chunk_cols; ++j) out[j] = qins_math::decode(unpack_code<Bits>(bytes, j), lut, scale);
+      float scale;
+      const float* lut;
+      QCODEC_HD float operator[](int j) const { return qins_math::decode(unpack_code<Bits>(bytes, j), lut, scale); }
+    };
+
+    QCODEC_HD chunk_codes load(index_t row, index_t chunk) const {
+      chunk_codes c;
+      detail::load_chunk(codes + row * pitch + chunk * chunk_bytes, c.bytes);
+      c.scale = scales[row];
+      c.lut = lut;
+      return c;
     }
   };
 

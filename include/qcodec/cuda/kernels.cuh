@@ -19,7 +19,7 @@ namespace qcodec::cuda {
 namespace kernels {
 
 /// out[j] = p[j] as float, j < N: 16-byte vector loads when `p` is 16-byte aligned (rows of x
-/// whose byte length is a multiple of 16, at chunk starts), else element loads.
+/// whose byte length is a multiple of 16), else element loads.
 template <class T, int N>
 __device__ void load_floats(const T* p, float (&out)[N]) {
   constexpr int per_vector = 16 / static_cast<int>(sizeof(T));
@@ -74,7 +74,7 @@ decode(View w, csr_view ortho, float alpha, index_t first_row, index_t row_count
        item += static_cast<index_t>(gridDim.x) * blockDim.x) {
     const index_t r = item / chunks, chunk = item % chunks;
     float values[chunk_cols];
-    w.decode_chunk(first_row + r, chunk, values);
+    decode_chunk(w, first_row + r, chunk, values);
     if (alpha != 0.0f) add_ortho(ortho, alpha, first_row + r, chunk * chunk_cols, values);
     store_floats(values, w.cols - chunk * chunk_cols, out + r * ld + chunk * chunk_cols);
   }
@@ -99,10 +99,27 @@ fused_gemv(View w, csr_view ortho, float alpha, const T* __restrict__ x, index_t
 
   const index_t chunks = w.chunks_per_row();
   for (index_t chunk = lane; chunk < chunks; chunk += 32) {
-    float values[chunk_cols];
-    w.decode_chunk(row, chunk, values);
+    const auto codes = w.load(row, chunk);
     const index_t first = chunk * chunk_cols;
     const index_t valid = cols - first;
+    // Batch 1 on layouts that ask for it: decode one x vector's worth of columns at a time
+    // (8 for FP16) instead of the whole chunk before the dot product.
+    if constexpr (Batch == 1 && View::gemv_decodes_in_pieces) {
+      if (valid >= chunk_cols) {
+        constexpr int piece = 16 / static_cast<int>(sizeof(T));
+#pragma unroll
+        for (int p = 0; p < chunk_cols; p += piece) {
+          float xs[piece];
+          load_floats(x + first + p, xs);
+#pragma unroll
+          for (int i = 0; i < piece; ++i) acc[0] += codes[p + i] * xs[i];
+        }
+        continue;
+      }
+    }
+    float values[chunk_cols];
+#pragma unroll
+    for (int j = 0; j < chunk_cols; ++j) values[j] = codes[j];
 #pragma unroll
     for (int b = 0; b < Batch; ++b) {
       if (b >= batch) break;
