@@ -152,28 +152,27 @@ void read_bandwidth(benchmark::State& state, int threads) {
                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
 
-/// The ceiling of every integer kernel on one thread: the backend's inner step (64 int8 MACs,
-/// vpdpbusd with VNNI) on registers and an L1-resident activation chunk, 12 independent
-/// accumulators, nothing else. Batch b at a fraction f of read bandwidth B needs b * f * B
-/// MACs/s from INT8 codes (one MAC per weight byte and activation row), 2 b f B from INT4.
+/// The ceiling of every integer kernel on one thread: the backend's inner step (dot_quad:
+/// 4 int8 MACs per lane, vpdpbusd with VNNI) on registers and an L1-resident activation quad,
+/// 12 independent accumulators, nothing else. Batch b at a fraction f of read bandwidth B
+/// needs b * f * B MACs/s from INT8 codes (one MAC per weight byte and activation row),
+/// 2 b f B from INT4.
 void int8_dot_peak(benchmark::State& state) {
   using backend = qcodec::simd::native;
-  alignas(64) std::int8_t q[qcodec::simd::int_chunk];
-  alignas(64) std::uint8_t bytes[qcodec::simd::int_chunk];
-  for (index_t i = 0; i < qcodec::simd::int_chunk; ++i) {
-    q[i] = static_cast<std::int8_t>(i % 7 - 3);
-    bytes[i] = static_cast<std::uint8_t>(i * 3);
-  }
-  const auto codes = backend::load_code_chunk<8>(bytes, 0);
+  constexpr index_t lanes = backend::panel_rows;
+  alignas(64) std::int8_t q[4] = {3, -1, 2, -3};
+  alignas(64) std::uint8_t bytes[4 * lanes];
+  for (index_t i = 0; i < 4 * lanes; ++i) bytes[i] = static_cast<std::uint8_t>(i * 3);
+  const auto codes = backend::load_quad<8>(bytes, 0);
   constexpr int chains = 12, steps = 4096;
   backend::int_vector acc[chains];
   for (auto& a : acc) a = backend::int_zero();
   for (auto _ : state) {
     for (int i = 0; i < steps; ++i)
-      for (auto& a : acc) a = backend::dot<8>(a, codes, q);
+      for (auto& a : acc) a = backend::dot_quad<8>(a, codes, q);
     for (auto& a : acc) benchmark::DoNotOptimize(a);
   }
-  state.counters["GMAC/s"] = benchmark::Counter(1e-9 * chains * steps * qcodec::simd::int_chunk,
+  state.counters["GMAC/s"] = benchmark::Counter(1e-9 * chains * steps * 4 * lanes,
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 

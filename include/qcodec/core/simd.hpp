@@ -11,26 +11,21 @@
 ///    `dequantize_linear_vector` returns the same values in a register (`float_vector`);
 ///  - `load(x)`, `store(out, v)`, `fmadd(a, b, c)` and `reduce(v)`: float vectors;
 ///
-/// Integer members (the int8-activation path of ops/integer_gemv.hpp). Every backend works on
-/// chunks of `int_chunk` = 64 columns; an int_vector holds int32 lanes, lane i summing the
-/// products of chunk bytes 4i .. 4i+3 (one lane in the scalar backend). INT4 chunks are read
-/// as [the 32 even columns, the 32 odd columns] (low nibbles, then high nibbles), so the
-/// activation codes of a chunk are stored in that order too (`int4_chunk_order`).
-///  - `qins_table<Bits>` built from a tensor's signed LUT; `qins_levels<Bits>(table, row, c)`:
-///    lut[code(c + i)] for i < width (c even when Bits == 4), the signed levels the decode
-///    multiplies by the row scale (`multiply(v, scale)`; qins_math::decode); `qins_step<Bits>`
-///    columns (a multiple of width) at once by `qins_levels_step(table, row, c, out)` into
-///    out[0 .. qins_step / width), in column order. The vector backends look up |lut| of the
-///    magnitude code in registers (permutes) and set the sign bit from the code's, which is
-///    exact because lut[sign | m] = -lut[m];
-///  - `int_batch`: activation rows a kernel step serves at once (bounded by the registers);
-///  - `code_bias<Bits>`: the constant b the backend subtracts from every code inside `dot`;
-///  - `load_code_chunk<Bits>(row, c)`: the 64 codes at column c (a multiple of 64);
-///  - `dot<Bits>(acc, codes, q)`: acc + lane sums of (code - b) * q, exact in int32;
-///  - `lane_sums(acc, q)`: acc + lane sums of q (same lanes as dot);
-///  - `scale_lanes(v, m)`: m * v per lane;
-///  - `fold(total, acc, correction, scale)`: total + float(acc - correction) * scale per lane;
-///  - `reduce(total)`: the sum of the lanes.
+/// Integer members (the int8-activation path of ops/integer_gemv.hpp). They work on weights
+/// repacked in panels of `panel_rows` rows, one int32 lane per row (integer_panels): a step
+/// of a panel holds 4 bytes per row, the row's codes of 4 consecutive columns (INT8) or of 8
+/// columns as nibbles, columns k and k + 4 in the low and high nibble of byte k (INT4). A
+/// "quad" is 4 columns of every row of the panel.
+///  - `int_batch`: activation rows a kernel pass serves at once (bounded by the registers);
+///  - `code_bias<Bits>`: the constant b the backend subtracts from every code inside `dot_quad`;
+///  - `load_quad<Bits>(step, part)`: the codes of quad `part` of a step (INT8: 0; INT4: 0 for
+///    the low nibbles, 1 for the high ones);
+///  - `dot_quad<Bits>(acc, codes, q)`: per lane acc + sum_j (code_j - b) * q[j] over the 4
+///    activation codes q[0 .. 3], exact in int32;
+///  - `int_add(a, b)`, `load_ints(p)`: int32 lanes;
+///  - `fold(total, acc, offsets, q_sum, scales)`: per lane total + float(acc - offset * q_sum) *
+///    scale, with offset = the block's offset - b (the lane's share of the block's integer dot
+///    product, exact in int32, converted once and added with one FMA).
 /// Saturation: AVX2 and AVX-512 without VNNI multiply with vpmaddubsw (u8 x s8, pairs summed
 /// with int16 saturation). INT4 codes (<= 15) stay far below it (2 * 15 * 127); INT8 codes
 /// (<= 255) would not (2 * 255 * 127 > 32767), so those backends recentre INT8 codes to
@@ -51,9 +46,6 @@
 
 namespace qcodec::simd {
 
-/// Columns per step of the integer members, in every backend.
-inline constexpr index_t int_chunk = 64;
-
 /// Bytes ahead of a streaming read that prefetch_ahead asks for (one 2048-column INT8 row
 /// half). Loops that spend long on each cache line of codes (the QINS8 decode-dot, integer
 /// kernels serving several activation rows) leave the hardware prefetcher behind and wait on
@@ -64,13 +56,6 @@ inline constexpr index_t prefetch_distance = 2048;
 inline void prefetch_ahead(const void* p) {
   // Integer arithmetic: the address may lie past the end of the array.
   __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + prefetch_distance));
-}
-
-/// Position, inside the activation codes of a 64-column chunk, of the chunk's column j.
-template <int Bits>
-constexpr index_t int4_chunk_order(index_t j) {
-  if constexpr (Bits == 4) return (j % 2) * (int_chunk / 2) + j / 2;
-  else return j;
 }
 
 struct scalar {
@@ -89,6 +74,7 @@ struct scalar {
   static void store(float* out, float v) { *out = v; }
   static float multiply(float v, float s) { return v * s; }
   static float fmadd(float a, float b, float c) { return a * b + c; }
+  static float reduce(float v) { return v; }
 
   template <int Bits>
   struct qins_table {
@@ -106,38 +92,34 @@ struct scalar {
     for (index_t i = 0; i < qins_step<Bits>; ++i) out[i] = qins_levels(table, row, c + i);
   }
 
+  static constexpr index_t panel_rows = 1;
   static constexpr int int_batch = 8;
   using int_vector = std::int32_t;
   using float_vector = float;
-  using code_chunk = std::array<std::uint8_t, int_chunk>;
+  using code_quad = std::array<std::uint8_t, 4>;
   template <int Bits>
   static constexpr int code_bias = 0;
 
   static int_vector int_zero() { return 0; }
   static float_vector float_zero() { return 0; }
-
   template <int Bits>
-  static code_chunk load_code_chunk(const std::uint8_t* row, index_t c) {
-    code_chunk codes;
-    for (index_t j = 0; j < int_chunk; ++j)
-      codes[static_cast<std::size_t>(int4_chunk_order<Bits>(j))] =
-          static_cast<std::uint8_t>(unpack_code<Bits>(row, c + j));
+  static code_quad load_quad(const std::uint8_t* step, int part) {
+    code_quad codes;
+    for (std::size_t j = 0; j < 4; ++j)
+      codes[j] = static_cast<std::uint8_t>(Bits == 8 ? step[j] : (step[j] >> (4 * part)) & 0x0F);
     return codes;
   }
   template <int Bits>
-  static int_vector dot(int_vector acc, const code_chunk& codes, const std::int8_t* q) {
-    for (index_t j = 0; j < int_chunk; ++j) acc += std::int32_t{codes[static_cast<std::size_t>(j)]} * q[j];
+  static int_vector dot_quad(int_vector acc, const code_quad& codes, const std::int8_t* q) {
+    for (std::size_t j = 0; j < 4; ++j) acc += std::int32_t{codes[j]} * q[j];
     return acc;
   }
-  static int_vector lane_sums(int_vector acc, const std::int8_t* q) {
-    for (index_t j = 0; j < int_chunk; ++j) acc += q[j];
-    return acc;
+  static int_vector int_add(int_vector a, int_vector b) { return a + b; }
+  static int_vector load_ints(const std::int32_t* p) { return *p; }
+  static float_vector fold(float_vector total, int_vector acc, int_vector offsets, std::int32_t q_sum,
+                           float_vector scales) {
+    return total + static_cast<float>(acc - offsets * q_sum) * scales;
   }
-  static int_vector scale_lanes(int_vector v, int m) { return m * v; }
-  static float_vector fold(float_vector total, int_vector acc, int_vector correction, float scale) {
-    return total + static_cast<float>(acc - correction) * scale;
-  }
-  static float reduce(float_vector total) { return total; }
 };
 
 #if QCODEC_USE_AVX2 || QCODEC_USE_AVX512
@@ -172,22 +154,11 @@ inline __m128i load_8_codes(const std::uint8_t* row, index_t c) {
   }
 }
 
-/// 32 codes from 32 bytes (INT8) or the even and odd columns of 32 packed bytes (INT4).
-/// Two 256-bit halves (a struct: vector-type attributes are dropped in template arguments).
-struct m256i_pair {
-  __m256i half[2];
-};
-
-template <int Bits>
-inline m256i_pair load_64_codes_avx2(const std::uint8_t* row, index_t c) {
-  if constexpr (Bits == 8) {
-    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c)),
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c + 32))};
-  } else {
-    const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c / 2));
-    const __m256i nibble = _mm256_set1_epi8(0x0F);
-    return {_mm256_and_si256(packed, nibble), _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble)};
-  }
+/// The 4 activation codes at q in every int32 lane.
+inline std::int32_t quad_word(const std::int8_t* q) {
+  std::int32_t word;
+  __builtin_memcpy(&word, q, sizeof word);
+  return word;
 }
 
 /// Lane sums of u8 x s8 products through vpmaddubsw: safe for codes <= 128 (see the header).
@@ -241,44 +212,38 @@ struct avx2 {
     for (index_t i = 0; i < 2; ++i) out[i] = qins_levels(table, row, c + i * width);
   }
 
+  static constexpr index_t panel_rows = 8;
   static constexpr int int_batch = 4;
   using int_vector = __m256i;
   using float_vector = __m256;
-  using code_chunk = detail::m256i_pair;
+  using code_quad = __m256i;
   template <int Bits>
   static constexpr int code_bias = Bits == 8 ? 128 : 0;
 
   static int_vector int_zero() { return _mm256_setzero_si256(); }
   static float_vector float_zero() { return _mm256_setzero_ps(); }
-
   template <int Bits>
-  static code_chunk load_code_chunk(const std::uint8_t* row, index_t c) {
-    code_chunk codes = detail::load_64_codes_avx2<Bits>(row, c);
+  static code_quad load_quad(const std::uint8_t* step, int part) {
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(step));
     if constexpr (Bits == 8)  // code ^ 0x80 is the s8 value code - 128
-      for (auto& half : codes.half) half = _mm256_xor_si256(half, _mm256_set1_epi8(static_cast<char>(0x80)));
-    return codes;
+      return _mm256_xor_si256(bytes, _mm256_set1_epi8(static_cast<char>(0x80)));
+    else
+      return _mm256_and_si256(part == 0 ? bytes : _mm256_srli_epi16(bytes, 4), _mm256_set1_epi8(0x0F));
   }
   template <int Bits>
-  static int_vector dot(int_vector acc, const code_chunk& codes, const std::int8_t* q) {
-    for (int h = 0; h < 2; ++h) {
-      const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * h));
-      if constexpr (Bits == 8)
-        acc = detail::maddubs_lanes(acc, _mm256_abs_epi8(codes.half[h]), _mm256_sign_epi8(qv, codes.half[h]));
-      else
-        acc = detail::maddubs_lanes(acc, codes.half[h], qv);
-    }
-    return acc;
+  static int_vector dot_quad(int_vector acc, code_quad codes, const std::int8_t* q) {
+    const __m256i qv = _mm256_set1_epi32(detail::quad_word(q));
+    if constexpr (Bits == 8)  // |code - 128| times q with the sign of code - 128
+      return detail::maddubs_lanes(acc, _mm256_abs_epi8(codes), _mm256_sign_epi8(qv, codes));
+    else
+      return detail::maddubs_lanes(acc, codes, qv);
   }
-  static int_vector lane_sums(int_vector acc, const std::int8_t* q) {
-    for (int h = 0; h < 2; ++h)
-      acc = detail::maddubs_lanes(acc, _mm256_set1_epi8(1),
-                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * h)));
-    return acc;
-  }
-  static int_vector scale_lanes(int_vector v, int m) { return _mm256_mullo_epi32(v, _mm256_set1_epi32(m)); }
-  static float_vector fold(float_vector total, int_vector acc, int_vector correction, float scale) {
-    const __m256i centred = _mm256_sub_epi32(acc, correction);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), _mm256_set1_ps(scale), total);
+  static int_vector int_add(int_vector a, int_vector b) { return _mm256_add_epi32(a, b); }
+  static int_vector load_ints(const std::int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static float_vector fold(float_vector total, int_vector acc, int_vector offsets, std::int32_t q_sum,
+                           float_vector scales) {
+    const __m256i centred = _mm256_sub_epi32(acc, _mm256_mullo_epi32(offsets, _mm256_set1_epi32(q_sum)));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scales, total);
   }
   static float reduce(float_vector total) {
     __m128 v = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
@@ -404,39 +369,40 @@ struct avx512 {
 #else
   static constexpr bool vnni = false;
 #endif
+  static constexpr index_t panel_rows = 16;
   static constexpr int int_batch = 8;
   using int_vector = __m512i;
   using float_vector = __m512;
-  using code_chunk = __m512i;
+  using code_quad = __m512i;
   template <int Bits>
   static constexpr int code_bias = Bits == 8 && !vnni ? 128 : 0;
 
   static int_vector int_zero() { return _mm512_setzero_si512(); }
   static float_vector float_zero() { return _mm512_setzero_ps(); }
-
   template <int Bits>
-  static code_chunk load_code_chunk(const std::uint8_t* row, index_t c) {
-    __m512i codes;
-    if constexpr (Bits == 8) {
-      codes = _mm512_loadu_si512(row + c);
-    } else {  // the 32 packed bytes in both halves, the upper half shifted to its high nibbles
-      const __m512i packed = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c / 2)));
-      codes = _mm512_and_si512(_mm512_mask_srli_epi16(packed, 0xFFFF0000, packed, 4), _mm512_set1_epi8(0x0F));
-    }
-    if constexpr (code_bias<Bits> == 128) return _mm512_xor_si512(codes, _mm512_set1_epi8(static_cast<char>(0x80)));
-    else return codes;
+  static code_quad load_quad(const std::uint8_t* step, int part) {
+    const __m512i bytes = _mm512_loadu_si512(step);
+    if constexpr (Bits == 4)
+      return _mm512_and_si512(part == 0 ? bytes : _mm512_srli_epi16(bytes, 4), _mm512_set1_epi8(0x0F));
+    else if constexpr (code_bias<Bits> == 128)
+      return _mm512_xor_si512(bytes, _mm512_set1_epi8(static_cast<char>(0x80)));
+    else
+      return bytes;
   }
   template <int Bits>
-  static int_vector dot(int_vector acc, code_chunk codes, const std::int8_t* q) {
-    const __m512i qv = _mm512_loadu_si512(q);
+  static int_vector dot_quad(int_vector acc, code_quad codes, const std::int8_t* q) {
 #if defined(__AVX512VNNI__) && defined(__GNUC__)
-    // u8 x s8, four products per int32 lane. As asm: GCC 12 copies the accumulator of the
-    // intrinsic to a fresh register and back on every call (two moves per instruction).
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(codes), "v"(qv));
+    // u8 x s8, four products per int32 lane, q broadcast from memory. As asm: GCC 12 copies
+    // the accumulator of the intrinsic to a fresh register and back on every call.
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0"
+            : "+v"(acc)
+            : "v"(codes), "m"(*reinterpret_cast<const std::int32_t*>(q)));
     return acc;
-#elif defined(__AVX512VNNI__)
-    return _mm512_dpbusd_epi32(acc, codes, qv);
 #else
+    const __m512i qv = _mm512_set1_epi32(detail::quad_word(q));
+#  if defined(__AVX512VNNI__)
+    return _mm512_dpbusd_epi32(acc, codes, qv);
+#  else
     __m512i u = codes, s = qv;
     if constexpr (Bits == 8) {  // |code - 128| times q with the sign of code - 128
       u = _mm512_abs_epi8(codes);
@@ -444,21 +410,15 @@ struct avx512 {
     }
     const __m512i pairs = _mm512_maddubs_epi16(u, s);
     return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+#  endif
 #endif
   }
-  static int_vector lane_sums(int_vector acc, const std::int8_t* q) {
-    const __m512i qv = _mm512_loadu_si512(q);
-#if defined(__AVX512VNNI__)
-    return _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), qv);
-#else
-    const __m512i pairs = _mm512_maddubs_epi16(_mm512_set1_epi8(1), qv);
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
-#endif
-  }
-  static int_vector scale_lanes(int_vector v, int m) { return _mm512_mullo_epi32(v, _mm512_set1_epi32(m)); }
-  static float_vector fold(float_vector total, int_vector acc, int_vector correction, float scale) {
-    const __m512i centred = _mm512_sub_epi32(acc, correction);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(centred), _mm512_set1_ps(scale), total);
+  static int_vector int_add(int_vector a, int_vector b) { return _mm512_add_epi32(a, b); }
+  static int_vector load_ints(const std::int32_t* p) { return _mm512_loadu_si512(p); }
+  static float_vector fold(float_vector total, int_vector acc, int_vector offsets, std::int32_t q_sum,
+                           float_vector scales) {
+    const __m512i centred = _mm512_sub_epi32(acc, _mm512_mullo_epi32(offsets, _mm512_set1_epi32(q_sum)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(centred), scales, total);
   }
   /// Halves, then avx2's reduction. Zero-masked extracts: GCC 12's _mm512_reduce_add_ps and
   /// _mm512_castps512_ps256 read an "undefined" register and trip -Wuninitialized.

@@ -17,15 +17,18 @@
 /// stream faster than the 4-byte cache, see qins::dot_row_with).
 /// Opt-in integer domain (linear codecs only, `set_integer_domain`): every batch size is served
 /// by the SIMD integer kernel of ops/integer_gemv.hpp — activations quantized once per forward
-/// to int8 per row, integer dot products against the codes (vpdpbusd where present), row
-/// tiles sized to the L2 cache — then the same sparse product and bias. Its error is the
+/// to int8 per row, integer dot products (vpdpbusd where present) against a copy of the codes
+/// repacked at that call (ops/integer_panels.hpp, as many bytes as the codes), row tiles sized
+/// to the L2 cache — then the same sparse product and bias. Its error is the
 /// activation rounding bounded in that header, so it stays opt-in: the FP32 paths meet the
 /// FP32 accumulation bound, the integer path does not claim to.
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -124,15 +127,17 @@ class dual_stream_linear {
   }
   bool cache_decoded() const { return cache_.size() != 0; }
 
-  /// Serves every batch with int8 activations and integer dot products (header comment).
-  /// Linear codecs only: QINS is a codec at rest and refuses it at compile time.
+  /// Serves every batch with int8 activations and integer dot products (header comment):
+  /// enabling repacks the codes once, disabling frees the copy. Linear codecs only: QINS is a
+  /// codec at rest and refuses it at compile time.
   void set_integer_domain(bool enabled) {
     static_assert(is_linear_codec<base_codec>,
                   "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
                   "decode first");
-    integer_domain_ = enabled;
+    if (enabled && !panels_) panels_.emplace(base_.storage());
+    if (!enabled) panels_.reset();
   }
-  bool integer_domain() const { return integer_domain_; }
+  bool integer_domain() const { return panels_.has_value(); }
 
   /// Largest batch served by the fused decode-GEMV (0 sends every batch to the GEMM path).
   index_t gemv_max_batch() const { return gemv_max_batch_; }
@@ -154,7 +159,7 @@ class dual_stream_linear {
     const index_t batch = x.rows();
     if (batch == 0) return;
     if constexpr (is_linear_codec<base_codec>)
-      if (integer_domain_) return forward_integer(x, y);
+      if (panels_) return forward_integer(x, y);
     const bool fused = batch <= gemv_max_batch_;
     reserve_workspaces(detail::op_thread_count());
     for_each_tile(x, y, fused ? gemv_tile_rows_ : gemm_tile_rows_, [&](index_t first, index_t last) {
@@ -169,11 +174,12 @@ class dual_stream_linear {
   static constexpr index_t integer_tile_bytes = 256 * 1024;
 
   void forward_integer(const matrix_view& x, matrix_ref& y) {
-    const auto& s = base_.storage();
-    activations_.template quantize_for<base_codec>(s, x);
-    const index_t tile_rows = std::clamp<index_t>(integer_tile_bytes / s.row_bytes(), 1, 256);
-    for_each_tile(x, y, tile_rows, [&](index_t first, index_t last) {
-      integer_rows(base_, activations_, first, last, y);
+    activations_.quantize(x, panels_->block_cols());
+    // Whole panels per tile (256 is a multiple of every backend's panel height).
+    constexpr index_t panel = simd::native::panel_rows;
+    const index_t rows = integer_tile_bytes / base_.storage().row_bytes() / panel * panel;
+    for_each_tile(x, y, std::clamp<index_t>(rows, panel, 256), [&](index_t first, index_t last) {
+      integer_rows(*panels_, activations_, first, last, y);
     });
   }
 
@@ -271,8 +277,10 @@ class dual_stream_linear {
   index_t gemv_max_batch_ = default_gemv_max_batch;
   index_t gemv_tile_rows_ = 1, gemm_tile_rows_ = 16;
   std::vector<detail::aligned_buffer> workspaces_;
-  bool integer_domain_ = false;
-  int8_activations<simd::native> activations_;
+  struct no_panels {};
+  std::optional<std::conditional_t<is_linear_codec<base_codec>, integer_panels<simd::native, base_codec>, no_panels>>
+      panels_;
+  int8_activations activations_;
 };
 
 }  // namespace qcodec

@@ -1,7 +1,7 @@
 #pragma once
 /// Opt-in integer-domain GEMV for linear codecs: y = x * Wᵀ with int8 activations and int32
-/// dot products against the weight codes, the scalar reference (SIMD paths are tested
-/// against it).
+/// dot products against the weight codes: the scalar reference, and the SIMD kernel on
+/// weights repacked in panels (ops/integer_panels.hpp), tested against it.
 ///
 /// Activations: each row of x is quantized on the fly, symmetrically, with one FP32 scale
 /// s_x = max|x_row| / 127 and codes q = rint(x / s_x) in [-127, 127] (per activation row,
@@ -21,8 +21,6 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
-#include <string_view>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,6 +29,7 @@
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/matrix.hpp"
 #include "qcodec/core/simd.hpp"
+#include "qcodec/ops/integer_panels.hpp"
 
 #if QCODEC_USE_OPENMP
 #  include <omp.h>
@@ -53,61 +52,24 @@ inline float quantize_activation_row(std::span<const float> x, std::span<std::in
   return scale;
 }
 
-/// Columns of one fold block of the SIMD integer kernel for this storage: the group size when
-/// it is a multiple of simd::int_chunk, 2048 for per-row and per-tensor scales (short enough
-/// that every int32 lane stays below 2^24 and converts to float exactly), 0 when the kernel
-/// does not apply (32-column groups), in which case the scalar reference loop runs instead.
-template <class Storage>
-index_t integer_block_cols(const Storage& s) {
-  const index_t group = s.group_size();
-  if (group == s.cols) return 2048;
-  return group % simd::int_chunk == 0 ? group : 0;
-}
-
-/// The multiplier int8_activations::quantize applies to the lane sums for `Codec` and `Backend`.
-template <class Codec, class Backend>
-constexpr int integer_sum_multiplier() {
-  if constexpr (Codec::symmetric)
-    return Codec::symmetric_offset - Backend::template code_bias<codec_traits<Codec>::bits>;
-  else
-    return 1;
-}
-
-/// Activations quantized for the integer kernels (header above): per row the int8 codes
-/// (for INT4, each full 64-column chunk in simd::int4_chunk_order; the ragged tail in column
-/// order) and the scale s_x, and per (row, fold block) the lane sums of the codes.
-template <class Backend>
+/// Activations quantized for the integer kernel: per row the int8 codes in column order,
+/// followed by zeros up to a whole kernel step, the scale s_x, and per (row, fold block)
+/// the sum of the codes (exact in int32: at most 2^15 * 127).
 class int8_activations {
  public:
-  using int_vector = typename Backend::int_vector;
+  /// Columns past the row that hold code 0 (the longest panel step, integer_panels).
+  static constexpr index_t zero_padding = 8;
 
-  /// Quantizes x for the SIMD kernel on weight `s` of `Codec`. Allocates only when x grows.
-  template <class Codec>
-  void quantize_for(const typename Codec::storage& s, matrix_view x) {
-    quantize<codec_traits<Codec>::bits>(x, integer_block_cols(s), integer_sum_multiplier<Codec, Backend>());
-  }
-
-  /// Quantizes x in the reference layout: codes in column order, no lane sums.
-  template <class Codec>
-  void quantize_reference(matrix_view x) {
-    quantize<codec_traits<Codec>::bits>(x, 0, 1);
-  }
-
- private:
-  /// Quantizes x for a weight of `Bits` with fold blocks of `block_cols` (0: the reference
-  /// layout); the lane sums are stored times `sum_multiplier` (a symmetric codec's
-  /// offset - code_bias, else 1).
-  template <int Bits>
-  void quantize(matrix_view x, index_t block_cols, int sum_multiplier) {
+  /// Quantizes x (finite, non-empty) for fold blocks of `block_cols` columns. Allocates only
+  /// when x grows.
+  void quantize(matrix_view x, index_t block_cols) {
     detail::require_finite_nonempty(x, "activations");
     batch_ = x.rows();
     cols_ = x.cols();
-    block_cols_ = block_cols;
-    full_cols_ = block_cols == 0 ? 0 : cols_ / simd::int_chunk * simd::int_chunk;
-    blocks_ = block_cols == 0 ? 0 : (full_cols_ + block_cols - 1) / block_cols;
-    // Rows one chunk longer than a multiple of 64 bytes: with a stride of a multiple of 4 KiB,
-    // the int_batch rows a kernel step reads would share one set of the L1 cache.
-    stride_ = (cols_ + simd::int_chunk - 1) / simd::int_chunk * simd::int_chunk + simd::int_chunk;
+    blocks_ = (cols_ + block_cols - 1) / block_cols;
+    // Rows one cache line longer than a multiple of 64 bytes: with a stride of a multiple of
+    // 4 KiB, the rows a kernel pass reads would share one set of the L1 cache.
+    stride_ = (cols_ + zero_padding + 63) / 64 * 64 + 64;
     grow(codes_, static_cast<std::size_t>(batch_ * stride_));
     grow(scales_, static_cast<std::size_t>(batch_));
     grow(sums_, static_cast<std::size_t>(batch_ * blocks_));
@@ -119,34 +81,22 @@ class int8_activations {
       scales_[static_cast<std::size_t>(b)] = quantize_activation_row(
           std::span<const float>(x.row(b).data(), static_cast<std::size_t>(cols_)),
           std::span<std::int8_t>(q, static_cast<std::size_t>(cols_)));
-      if constexpr (Bits == 4) {
-        std::int8_t chunk[simd::int_chunk];
-        for (index_t c = 0; c < full_cols_; c += simd::int_chunk) {
-          for (index_t j = 0; j < simd::int_chunk; ++j) chunk[simd::int4_chunk_order<4>(j)] = q[c + j];
-          std::copy(chunk, chunk + simd::int_chunk, q + c);
-        }
-      }
+      std::fill(q + cols_, q + cols_ + zero_padding, std::int8_t{0});
       for (index_t j = 0; j < blocks_; ++j) {
-        int_vector sum = Backend::int_zero();
-        for (index_t c = j * block_cols; c < std::min(full_cols_, (j + 1) * block_cols); c += simd::int_chunk)
-          sum = Backend::lane_sums(sum, q + c);
-        sums_[static_cast<std::size_t>(b * blocks_ + j)].value =
-            sum_multiplier == 1 ? sum : Backend::scale_lanes(sum, sum_multiplier);
+        std::int32_t sum = 0;
+        for (index_t c = j * block_cols; c < std::min(cols_, (j + 1) * block_cols); ++c) sum += q[c];
+        sums_[static_cast<std::size_t>(b * blocks_ + j)] = sum;
       }
     }
   }
 
- public:
   index_t batch() const { return batch_; }
   index_t cols() const { return cols_; }
-  /// Columns covered by whole chunks; the rest is the scalar tail.
-  index_t full_cols() const { return full_cols_; }
-  index_t block_cols() const { return block_cols_; }
   index_t blocks() const { return blocks_; }
   const std::int8_t* codes(index_t b) const { return codes_.data() + b * stride_; }
   float scale(index_t b) const { return scales_[static_cast<std::size_t>(b)]; }
-  /// Lane sums of the codes of activation row b in fold block j.
-  int_vector sums(index_t b, index_t j) const { return sums_[static_cast<std::size_t>(b * blocks_ + j)].value; }
+  /// The sum of the codes of activation row b in fold block j.
+  std::int32_t sum(index_t b, index_t j) const { return sums_[static_cast<std::size_t>(b * blocks_ + j)]; }
 
  private:
   template <class T>
@@ -154,13 +104,10 @@ class int8_activations {
     if (v.size() < size) v.resize(size);
   }
 
-  index_t batch_ = 0, cols_ = 0, stride_ = 0, full_cols_ = 0, block_cols_ = 0, blocks_ = 0;
+  index_t batch_ = 0, cols_ = 0, stride_ = 0, blocks_ = 0;
   std::vector<std::int8_t> codes_;
   std::vector<float> scales_;
-  struct lanes {  // wrapped: vector-type attributes are dropped in template arguments
-    int_vector value;
-  };
-  std::vector<lanes> sums_;
+  std::vector<std::int32_t> sums_;
 };
 
 namespace detail {
@@ -173,85 +120,63 @@ inline void check_integer_shapes(index_t rows, index_t cols, const matrix_view& 
                  " x ", rows);
 }
 
-/// Integer dot products of weight rows [first, first + R) with activation rows
-/// [b0, b0 + NB), written to y(b, r). Per fold block j and lane: acc = sum (code - bias) q,
-/// exact in int32; acc - (offset - bias) * lane_sum(q) = sum (code - offset) q is the lane's
-/// exact share of the block's integer dot product, converted to float (exact below 2^24,
-/// which the SIMD lanes of a 2048-column block stay under; one rounding otherwise) and
-/// accumulated as total += lane * s_block in FP32. The tail columns (< 64) are summed exactly in int32
-/// and added as float(tail) * s_block. y = s_x * (sum of the lanes + tail).
-/// Rounding: at most blocks + 7 FP32 roundings on any path (the conversion, one FMA per
-/// block, log2(lanes) <= 4 in the reduction, the tail add and the s_x product), each
-/// relative to a partial sum bounded by sum |x^ w^| / s_x, where x^ = s_x q.
-template <class Backend, class Codec, int NB, int R>
-void integer_rows(const typename Codec::storage& s, const int8_activations<Backend>& a,
-                  index_t b0, index_t first, matrix_ref y) {
-  constexpr int bits = codec_traits<Codec>::bits;
-  constexpr int bias = Backend::template code_bias<bits>;
-  // Symmetric codecs: the sums already hold (offset - bias) * sums (integer_sum_multiplier).
-  constexpr bool premultiplied = Codec::symmetric;
-  const index_t group = s.group_size(), block_cols = a.block_cols(), full = a.full_cols();
+/// Integer dot products of panel p's rows (those below `last`) with activation rows
+/// [b0, b0 + NB), written to y(b, r). Per lane (weight row) and fold block j:
+/// acc = sum (code - bias) q over the block, exact in int32 (integer_panels); acc - (offset -
+/// bias) * sum q = sum (code - offset) q is the block's exact integer dot product, converted
+/// to float (one rounding) and accumulated as total += value * s_block (one FMA). Padding
+/// columns add 0 (their activation codes are 0). y = s_x * total.
+/// Rounding: at most blocks + 2 FP32 roundings on any output (the conversion and the FMA of
+/// each block, compounded through the later FMAs, and the s_x product), each relative to a
+/// partial sum bounded by sum |x^ w^| / s_x, where x^ = s_x q.
+template <class Backend, class Codec, int NB>
+void integer_panel(const integer_panels<Backend, Codec>& w, const int8_activations& a, index_t b0,
+                   index_t p, index_t last, matrix_ref y) {
+  using panels = integer_panels<Backend, Codec>;
+  constexpr int bits = panels::bits;
+  constexpr int parts = static_cast<int>(panels::step_cols / 4);
+  // Independent accumulators per activation row for passes over one or two rows, which would
+  // otherwise wait on the latency of every dot_quad.
+  constexpr int sets = NB <= 2 ? 2 : 1;
   const std::int8_t* q[NB];
   for (int i = 0; i < NB; ++i) q[i] = a.codes(b0 + i);
-  const std::uint8_t* rows[R];
-  for (int k = 0; k < R; ++k) rows[k] = s.codes.data() + (first + k) * s.row_bytes();
-  // Codes read once (the whole batch in this pass) by a pass serving several activation rows:
-  // each cache line takes long to consume, and the hardware prefetcher alone falls behind
-  // (batch 8: +25 %). At batch 1 it keeps up, and larger batches re-read the tile from L2;
-  // there the hint only costs (bench/RESULTS.md).
-  const bool streaming = NB > 1 && a.batch() == NB;
-  typename Backend::float_vector total[R][NB];
-  for (int k = 0; k < R; ++k)
-    for (int i = 0; i < NB; ++i) total[k][i] = Backend::float_zero();
-  for (index_t j = 0; j < a.blocks(); ++j) {
-    const index_t c0 = j * block_cols, c1 = std::min(full, c0 + block_cols);
-    typename Backend::int_vector acc[R][NB];
-    for (int k = 0; k < R; ++k)
-      for (int i = 0; i < NB; ++i) acc[k][i] = Backend::int_zero();
-    for (index_t c = c0; c < c1; c += simd::int_chunk) {
-      for (int k = 0; k < R; ++k) {
-        if (streaming) simd::prefetch_ahead(rows[k] + packed_bytes<bits>(c));
-        const auto codes = Backend::template load_code_chunk<bits>(rows[k], c);
-        for (int i = 0; i < NB; ++i) acc[k][i] = Backend::template dot<bits>(acc[k][i], codes, q[i] + c);
+  const std::uint8_t* codes = w.codes(p);
+  typename Backend::float_vector total[NB];
+  for (int i = 0; i < NB; ++i) total[i] = Backend::float_zero();
+  for (index_t j = 0; j < w.blocks(); ++j) {
+    typename Backend::int_vector acc[sets][NB];
+    for (int u = 0; u < sets; ++u)
+      for (int i = 0; i < NB; ++i) acc[u][i] = Backend::int_zero();
+    const auto step = [&](index_t t, int u) {
+      const std::uint8_t* bytes = codes + t * panels::step_bytes;
+      // The hardware prefetcher alone falls behind a pass that spends long on each step
+      // (batch 8: up to 31% less time); elsewhere the hint measured neutral (bench/RESULTS.md).
+      simd::prefetch_ahead(bytes);
+      for (int h = 0; h < parts; ++h) {
+        const auto quad = Backend::template load_quad<bits>(bytes, h);
+        for (int i = 0; i < NB; ++i)
+          acc[u][i] = Backend::template dot_quad<bits>(acc[u][i], quad, q[i] + t * panels::step_cols + 4 * h);
       }
-    }
-    for (int k = 0; k < R; ++k) {
-      const index_t block = s.block_index(first + k, c0 / group);
-      const float scale = static_cast<float>(s.scales[static_cast<std::size_t>(block)]);
-      const int m = s.offset(block) - bias;
-      for (int i = 0; i < NB; ++i) {
-        const auto sums = a.sums(b0 + i, j);
-        total[k][i] = Backend::fold(total[k][i], acc[k][i], premultiplied ? sums : Backend::scale_lanes(sums, m), scale);
-      }
+    };
+    const index_t t1 = std::min(w.steps(), (j + 1) * w.block_cols() / panels::step_cols);
+    index_t t = j * w.block_cols() / panels::step_cols;
+    for (; t + sets <= t1; t += sets)
+      for (int u = 0; u < sets; ++u) step(t + u, u);
+    for (; t < t1; ++t) step(t, 0);
+    const auto scales = Backend::load(w.scales(p, j));
+    const auto offsets = Backend::load_ints(w.offsets(p, j));
+    for (int i = 0; i < NB; ++i) {
+      auto sum = acc[0][i];
+      for (int u = 1; u < sets; ++u) sum = Backend::int_add(sum, acc[u][i]);
+      total[i] = Backend::fold(total[i], sum, offsets, a.sum(b0 + i, j), scales);
     }
   }
-  for (int k = 0; k < R; ++k) {
-    const index_t r = first + k;
-    float tail[NB] = {};
-    if (full < s.cols) {
-      const index_t block = s.block_index(r, full / group);  // the tail lies in one group
-      const int offset = s.offset(block);
-      const float scale = static_cast<float>(s.scales[static_cast<std::size_t>(block)]);
-      for (int i = 0; i < NB; ++i) {
-        std::int32_t dot = 0, q_sum = 0;  // the u8 x s8 form: see integer_dot_ref
-        for (index_t c = full; c < s.cols; ++c) {
-          dot += std::int32_t{q[i][c]} * static_cast<std::int32_t>(unpack_code<bits>(rows[k], c));
-          q_sum += q[i][c];
-        }
-        tail[i] = static_cast<float>(dot - offset * q_sum) * scale;
-      }
-    }
-    for (int i = 0; i < NB; ++i)
-      y(b0 + i, r) = a.scale(b0 + i) * (Backend::reduce(total[k][i]) + tail[i]);
+  const index_t first = p * panels::panel_rows, rows = std::min(panels::panel_rows, last - first);
+  alignas(64) float lanes[panels::panel_rows];
+  for (int i = 0; i < NB; ++i) {
+    Backend::store(lanes, Backend::multiply(total[i], a.scale(b0 + i)));
+    for (index_t l = 0; l < rows; ++l) y(b0 + i, first + l) = lanes[l];
   }
-}
-
-/// Rows [first, last) against activation rows [b0, b0 + NB), one row at a time (pairs of
-/// rows against NB / 2 activation rows measured no faster on the development machine).
-template <class Backend, class Codec, int NB>
-void integer_rows(const typename Codec::storage& s, const int8_activations<Backend>& a,
-                  index_t b0, index_t first, index_t last, matrix_ref y) {
-  for (index_t r = first; r < last; ++r) integer_rows<Backend, Codec, NB, 1>(s, a, b0, r, y);
 }
 
 /// The scalar reference for one output: y(b, r) of integer_gemv, codes in column order.
@@ -285,66 +210,56 @@ float integer_dot_ref(const Storage& s, index_t r, const std::int8_t* codes, flo
 
 }  // namespace detail
 
-/// Writes y(b, r) for weight rows [first, last) and every activation row of `a` with the
-/// integer kernel of `Backend` (the scalar reference loop for 32-column groups).
-template <class Backend, codec Codec>
-void integer_rows(const encoded_matrix<Codec>& weight, const int8_activations<Backend>& a,
-                  index_t first, index_t last, matrix_ref y) {
-  static_assert(is_linear_codec<Codec>,
-                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
-                "decode first");
-  if constexpr (is_linear_codec<Codec>) {
-    const auto& s = weight.storage();
-    constexpr int bits = codec_traits<Codec>::bits;
-    if (a.block_cols() == 0) {
-      for (index_t b = 0; b < a.batch(); ++b)
-        for (index_t r = first; r < last; ++r)
-          y(b, r) = detail::integer_dot_ref<std::remove_cvref_t<decltype(s)>, bits>(s, r, a.codes(b), a.scale(b));
-      return;
-    }
-    constexpr int nb = Backend::int_batch;
-    index_t b0 = 0;
-    for (; b0 + nb <= a.batch(); b0 += nb) detail::integer_rows<Backend, Codec, nb>(s, a, b0, first, last, y);
-    // The last partial batch block, one instantiation per remaining count.
-    [&]<int... N>(std::integer_sequence<int, N...>) {
-      ((a.batch() - b0 == N + 1 ? detail::integer_rows<Backend, Codec, N + 1>(s, a, b0, first, last, y)
-                                : void()), ...);
-    }(std::make_integer_sequence<int, nb - 1>{});
-  }
+/// Writes y(b, r) for weight rows [first, last) (first a multiple of panel_rows) and every
+/// activation row of `a` (quantized for w.block_cols()) with the integer kernel of `Backend`.
+template <class Backend, class Codec>
+void integer_rows(const integer_panels<Backend, Codec>& w, const int8_activations& a, index_t first,
+                  index_t last, matrix_ref y) {
+  constexpr int nb = Backend::int_batch;
+  const index_t p0 = first / Backend::panel_rows, p1 = (last + Backend::panel_rows - 1) / Backend::panel_rows;
+  const auto rows = [&]<int NB>(index_t b0) {
+    for (index_t p = p0; p < p1; ++p) detail::integer_panel<Backend, Codec, NB>(w, a, b0, p, last, y);
+  };
+  index_t b0 = 0;
+  for (; b0 + nb <= a.batch(); b0 += nb) rows.template operator()<nb>(b0);
+  // The last partial batch block, one instantiation per remaining count.
+  [&]<int... N>(std::integer_sequence<int, N...>) {
+    ((a.batch() - b0 == N + 1 ? rows.template operator()<N + 1>(b0) : void()), ...);
+  }(std::make_integer_sequence<int, nb - 1>{});
 }
-
-namespace detail {
-
-/// y = x * Wᵀ with the activations of `Backend`, quantized in its kernel layout or, for the
-/// scalar reference, in column order.
-template <class Backend, bool Reference, codec Codec>
-void integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
-  static_assert(is_linear_codec<Codec>,
-                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
-                "decode first");
-  if constexpr (is_linear_codec<Codec>) {
-    const auto& s = weight.storage();
-    check_integer_shapes(s.rows, s.cols, x, y);
-    int8_activations<Backend> a;
-    if constexpr (Reference) a.template quantize_reference<Codec>(x);
-    else a.template quantize_for<Codec>(s, x);
-    integer_rows(weight, a, 0, s.rows, y);
-  }
-}
-
-}  // namespace detail
 
 /// Writes y = x * Wᵀ (batch x rows) computed in the integer domain; x is batch x cols, finite.
 /// The scalar reference: one output at a time, integer parts exact, summed in FP64.
 template <codec Codec>
 void integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
-  detail::integer_gemv<simd::scalar, true>(weight, x, y);
+  static_assert(is_linear_codec<Codec>,
+                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
+                "decode first");
+  if constexpr (is_linear_codec<Codec>) {
+    const auto& s = weight.storage();
+    detail::check_integer_shapes(s.rows, s.cols, x, y);
+    detail::require_finite_nonempty(x, "activations");
+    std::vector<std::int8_t> codes(static_cast<std::size_t>(s.cols));
+    for (index_t b = 0; b < x.rows(); ++b) {
+      const float x_scale = quantize_activation_row(
+          std::span<const float>(x.row(b).data(), static_cast<std::size_t>(s.cols)), codes);
+      for (index_t r = 0; r < s.rows; ++r)
+        y(b, r) = detail::integer_dot_ref<std::remove_cvref_t<decltype(s)>, codec_traits<Codec>::bits>(
+            s, r, codes.data(), x_scale);
+    }
+  }
 }
 
-/// Writes y = x * Wᵀ with the SIMD integer kernel of `Backend` (the op's integer path).
+/// Writes y = x * Wᵀ with the SIMD integer kernel of `Backend`, repacking the weight first
+/// (an op keeps the repacked weight: dual_stream_linear::set_integer_domain).
 template <class Backend, codec Codec>
 void integer_gemv_with(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
-  detail::integer_gemv<Backend, false>(weight, x, y);
+  const auto& s = weight.storage();
+  detail::check_integer_shapes(s.rows, s.cols, x, y);
+  const integer_panels<Backend, Codec> w(s);
+  int8_activations a;
+  a.quantize(x, w.block_cols());
+  integer_rows(w, a, 0, s.rows, y);
 }
 
 /// Returns y = x * Wᵀ (batch x rows) computed in the integer domain.

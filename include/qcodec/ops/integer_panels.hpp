@@ -1,0 +1,100 @@
+#pragma once
+/// A linear codec's weight repacked at load time for the integer kernel of a SIMD backend
+/// (ops/integer_gemv.hpp): rows in panels of Backend::panel_rows, one int32 lane per row, so
+/// that one vector of codes meets 4 activation codes broadcast to every lane and each lane
+/// accumulates its own row; nothing is reduced across lanes, and the activations of a pass
+/// are read once per panel instead of once per row.
+///
+/// Layout: panel p, step t, lane l, byte j at ((p * steps + t) * panel_rows + l) * 4 + j holds
+/// row p * panel_rows + l's code of column 4t + j (INT8), or of columns 8t + j (low nibble)
+/// and 8t + 4 + j (high nibble) (INT4). Columns past the row and rows past the matrix hold
+/// code 0 with scale 0 and offset 0 (the activations past the row are 0 as well). Per
+/// (panel, fold block) the lanes' scales (FP32) and offsets minus the backend's code bias.
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "qcodec/codecs/codec.hpp"
+#include "qcodec/core/bit_packing.hpp"
+#include "qcodec/core/simd.hpp"
+#include "qcodec/ops/aligned_buffer.hpp"
+
+namespace qcodec {
+
+/// Longest fold block of per-row and per-tensor weights: a lane's int32 sum over 2^15
+/// columns stays exact (2^15 * 127 * 255 < 2^31).
+inline constexpr index_t max_integer_block_cols = index_t{1} << 15;
+
+/// Columns of one fold block of the integer kernel: the group size, or
+/// max_integer_block_cols for per-row and per-tensor scales.
+template <class Storage>
+index_t integer_block_cols(const Storage& s) {
+  return s.group_size() == s.cols ? max_integer_block_cols : s.group_size();
+}
+
+template <class Backend, class Codec>
+class integer_panels {
+  static_assert(is_linear_codec<Codec>,
+                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
+                "decode first");
+
+ public:
+  static constexpr int bits = codec_traits<Codec>::bits;
+  static constexpr index_t panel_rows = Backend::panel_rows;
+  /// Columns of one step of a row (4 bytes).
+  static constexpr index_t step_cols = bits == 8 ? 4 : 8;
+  static constexpr index_t step_bytes = 4 * panel_rows;
+
+  explicit integer_panels(const typename Codec::storage& s)
+      : rows_(s.rows),
+        cols_(s.cols),
+        steps_((s.cols + step_cols - 1) / step_cols),
+        block_cols_(integer_block_cols(s)),
+        blocks_((s.cols + block_cols_ - 1) / block_cols_),
+        panels_((s.rows + panel_rows - 1) / panel_rows) {
+    codes_.reserve(static_cast<std::size_t>(panels_ * steps_ * step_bytes));
+    scales_.assign(static_cast<std::size_t>(panels_ * blocks_ * panel_rows), 0.0f);
+    offsets_.assign(scales_.size(), 0);
+    constexpr int bias = Backend::template code_bias<bits>;
+    for (index_t p = 0; p < panels_; ++p)
+      for (index_t l = 0; l < panel_rows; ++l) {
+        const index_t r = p * panel_rows + l;
+        const std::uint8_t* row = r < rows_ ? s.codes.data() + r * s.row_bytes() : nullptr;
+        const auto code = [&](index_t c) { return row && c < cols_ ? unpack_code<bits>(row, c) : 0u; };
+        for (index_t t = 0; t < steps_; ++t)
+          for (index_t j = 0; j < 4; ++j)
+            codes_.data()[((p * steps_ + t) * panel_rows + l) * 4 + j] = static_cast<std::uint8_t>(
+                bits == 8 ? code(4 * t + j) : code(8 * t + j) | code(8 * t + 4 + j) << 4);
+        if (!row) continue;
+        for (index_t b = 0; b < blocks_; ++b) {
+          const index_t block = s.block_index(r, b * block_cols_ / s.group_size());
+          const auto at = static_cast<std::size_t>((p * blocks_ + b) * panel_rows + l);
+          scales_[at] = static_cast<float>(s.scales[static_cast<std::size_t>(block)]);
+          offsets_[at] = s.offset(block) - bias;
+        }
+      }
+  }
+
+  index_t rows() const { return rows_; }
+  index_t cols() const { return cols_; }
+  index_t steps() const { return steps_; }
+  index_t block_cols() const { return block_cols_; }
+  index_t blocks() const { return blocks_; }
+  index_t panels() const { return panels_; }
+  /// The steps of panel p, steps() * step_bytes bytes.
+  const std::uint8_t* codes(index_t p) const { return codes_.data() + p * steps_ * step_bytes; }
+  /// The panel_rows scales and offsets (minus the code bias) of panel p in fold block b.
+  const float* scales(index_t p, index_t b) const { return scales_.data() + (p * blocks_ + b) * panel_rows; }
+  const std::int32_t* offsets(index_t p, index_t b) const {
+    return offsets_.data() + (p * blocks_ + b) * panel_rows;
+  }
+
+ private:
+  index_t rows_, cols_, steps_, block_cols_, blocks_, panels_;
+  detail::aligned_array<std::uint8_t> codes_;
+  std::vector<float> scales_;
+  std::vector<std::int32_t> offsets_;
+};
+
+}  // namespace qcodec
