@@ -10,6 +10,13 @@
 ///    bit-exact with linear_math::dequantize (integer subtract, exact int->float, one multiply);
 ///    `dequantize_linear_vector` returns the same values in a register (`float_vector`);
 ///  - `load(x)`, `store(out, v)`, `fmadd(a, b, c)` and `reduce(v)`: float vectors;
+///  - `qins_table<Bits>` built from a tensor's signed LUT; `qins_levels<Bits>(table, row, c)`:
+///    lut[code(c + i)] for i < width (c even when Bits == 4), the signed levels the decode
+///    multiplies by the row scale (`multiply(v, scale)`; qins_math::decode); `qins_step<Bits>`
+///    columns (a multiple of width) at once by `qins_levels_step(table, row, c, out)` into
+///    out[0 .. qins_step / width), in column order. The vector backends look up |lut| of the
+///    magnitude code in registers (permutes) and set the sign bit from the code's, which is
+///    exact because lut[sign | m] = -lut[m].
 ///
 /// Integer members (the int8-activation path of ops/integer_gemv.hpp). They work on weights
 /// repacked in panels of `panel_rows` rows, one int32 lane per row (integer_panels): a step
