@@ -93,7 +93,6 @@ class int8_activations {
 
   index_t batch() const { return batch_; }
   index_t cols() const { return cols_; }
-  index_t blocks() const { return blocks_; }
   const std::int8_t* codes(index_t b) const { return codes_.data() + b * stride_; }
   float scale(index_t b) const { return scales_[static_cast<std::size_t>(b)]; }
   /// The sum of the codes of activation row b in fold block j.

@@ -47,21 +47,19 @@ class integer_panels {
   static constexpr index_t step_bytes = 4 * panel_rows;
 
   explicit integer_panels(const typename Codec::storage& s)
-      : rows_(s.rows),
-        cols_(s.cols),
-        steps_((s.cols + step_cols - 1) / step_cols),
+      : steps_((s.cols + step_cols - 1) / step_cols),
         block_cols_(integer_block_cols(s)),
-        blocks_((s.cols + block_cols_ - 1) / block_cols_),
-        panels_((s.rows + panel_rows - 1) / panel_rows) {
-    codes_.reserve(static_cast<std::size_t>(panels_ * steps_ * step_bytes));
-    scales_.assign(static_cast<std::size_t>(panels_ * blocks_ * panel_rows), 0.0f);
+        blocks_((s.cols + block_cols_ - 1) / block_cols_) {
+    const index_t panels = (s.rows + panel_rows - 1) / panel_rows;
+    codes_.reserve(static_cast<std::size_t>(panels * steps_ * step_bytes));
+    scales_.assign(static_cast<std::size_t>(panels * blocks_ * panel_rows), 0.0f);
     offsets_.assign(scales_.size(), 0);
     constexpr int bias = Backend::template code_bias<bits>;
-    for (index_t p = 0; p < panels_; ++p)
+    for (index_t p = 0; p < panels; ++p)
       for (index_t l = 0; l < panel_rows; ++l) {
         const index_t r = p * panel_rows + l;
-        const std::uint8_t* row = r < rows_ ? s.codes.data() + r * s.row_bytes() : nullptr;
-        const auto code = [&](index_t c) { return row && c < cols_ ? unpack_code<bits>(row, c) : 0u; };
+        const std::uint8_t* row = r < s.rows ? s.codes.data() + r * s.row_bytes() : nullptr;
+        const auto code = [&](index_t c) { return row && c < s.cols ? unpack_code<bits>(row, c) : 0u; };
         for (index_t t = 0; t < steps_; ++t)
           for (index_t j = 0; j < 4; ++j)
             codes_.data()[((p * steps_ + t) * panel_rows + l) * 4 + j] = static_cast<std::uint8_t>(
@@ -76,12 +74,9 @@ class integer_panels {
       }
   }
 
-  index_t rows() const { return rows_; }
-  index_t cols() const { return cols_; }
   index_t steps() const { return steps_; }
   index_t block_cols() const { return block_cols_; }
   index_t blocks() const { return blocks_; }
-  index_t panels() const { return panels_; }
   /// The steps of panel p, steps() * step_bytes bytes.
   const std::uint8_t* codes(index_t p) const { return codes_.data() + p * steps_ * step_bytes; }
   /// The panel_rows scales and offsets (minus the code bias) of panel p in fold block b.
@@ -91,7 +86,7 @@ class integer_panels {
   }
 
  private:
-  index_t rows_, cols_, steps_, block_cols_, blocks_, panels_;
+  index_t steps_, block_cols_, blocks_;
   detail::aligned_array<std::uint8_t> codes_;
   std::vector<float> scales_;
   std::vector<std::int32_t> offsets_;
