@@ -132,6 +132,29 @@ TEMPLATE_LIST_TEST_CASE("every compiled integer kernel matches the quantized FP6
   });
 }
 
+TEST_CASE("integer_rows writes exactly its rows, also from inside a panel", "[integer_gemv][simd]") {
+  const row_matrix w = synthetic_weights(33, 70, weight_family::heavy_tailed, 8);
+  const row_matrix x = synthetic_weights(3, 70, weight_family::gaussian, 9);
+  const auto encoded = linear<4, per_group<32>>{}.encode(w);
+  for_each_backend([&](auto backend) {
+    using Backend = decltype(backend);
+    CAPTURE(Backend::width);
+    row_matrix whole(3, 33);
+    integer_gemv_with<Backend>(encoded, x, whole);
+    const integer_panels<Backend, linear<4, per_group<32>>> panels(encoded.storage());
+    int8_activations a;
+    a.quantize(x, panels.block_cols());
+    row_matrix y = row_matrix::Constant(3, 33, std::nanf(""));
+    integer_rows(panels, a, 3, 20, y);  // starts 3 rows into the first panel of every backend
+    for (index_t b = 0; b < 3; ++b)
+      for (index_t r = 0; r < 33; ++r) {
+        CAPTURE(b, r);
+        if (r >= 3 && r < 20) CHECK(y(b, r) == whole(b, r));
+        else CHECK(std::isnan(y(b, r)));
+      }
+  });
+}
+
 TEST_CASE("integer gemv sums long rows without int32 overflow", "[integer_gemv]") {
   // A constant positive row under asymmetric INT8 has zero point 0 and codes 255; with
   // activations all 1 (codes 127) one row's dot product is 70000 * 127 * 255 > 2^31.

@@ -120,7 +120,7 @@ inline void check_integer_shapes(index_t rows, index_t cols, const matrix_view& 
                  " x ", rows);
 }
 
-/// Integer dot products of panel p's rows (those below `last`) with activation rows
+/// Integer dot products of panel p's rows (those in [first, last)) with activation rows
 /// [b0, b0 + NB), written to y(b, r). Per lane (weight row) and fold block j:
 /// acc = sum (code - bias) q over the block, exact in int32 (integer_panels); acc - (offset -
 /// bias) * sum q = sum (code - offset) q is the block's exact integer dot product, converted
@@ -131,7 +131,7 @@ inline void check_integer_shapes(index_t rows, index_t cols, const matrix_view& 
 /// partial sum bounded by sum |x^ w^| / s_x, where x^ = s_x q.
 template <class Backend, class Codec, int NB>
 void integer_panel(const integer_panels<Backend, Codec>& w, const int8_activations& a, index_t b0,
-                   index_t p, index_t last, matrix_ref y) {
+                   index_t p, index_t first, index_t last, matrix_ref y) {
   using panels = integer_panels<Backend, Codec>;
   constexpr int bits = panels::bits;
   constexpr int parts = static_cast<int>(panels::step_cols / 4);
@@ -171,11 +171,12 @@ void integer_panel(const integer_panels<Backend, Codec>& w, const int8_activatio
       total[i] = Backend::fold(total[i], sum, offsets, a.sum(b0 + i, j), scales);
     }
   }
-  const index_t first = p * panels::panel_rows, rows = std::min(panels::panel_rows, last - first);
+  const index_t top = p * panels::panel_rows;
+  const index_t l0 = std::max<index_t>(0, first - top), l1 = std::min(panels::panel_rows, last - top);
   alignas(64) float lanes[panels::panel_rows];
   for (int i = 0; i < NB; ++i) {
     Backend::store(lanes, Backend::multiply(total[i], a.scale(b0 + i)));
-    for (index_t l = 0; l < rows; ++l) y(b0 + i, first + l) = lanes[l];
+    for (index_t l = l0; l < l1; ++l) y(b0 + i, top + l) = lanes[l];
   }
 }
 
@@ -210,15 +211,16 @@ float integer_dot_ref(const Storage& s, index_t r, const std::int8_t* codes, flo
 
 }  // namespace detail
 
-/// Writes y(b, r) for weight rows [first, last) (first a multiple of panel_rows) and every
-/// activation row of `a` (quantized for w.block_cols()) with the integer kernel of `Backend`.
+/// Writes y(b, r) for weight rows [first, last) and every activation row of `a` (quantized
+/// for w.block_cols()) with the integer kernel of `Backend`. A panel cut by the range is
+/// computed whole and stored in part, so ranges on multiples of panel_rows waste nothing.
 template <class Backend, class Codec>
 void integer_rows(const integer_panels<Backend, Codec>& w, const int8_activations& a, index_t first,
                   index_t last, matrix_ref y) {
   constexpr int nb = Backend::int_batch;
   const index_t p0 = first / Backend::panel_rows, p1 = (last + Backend::panel_rows - 1) / Backend::panel_rows;
   const auto rows = [&]<int NB>(index_t b0) {
-    for (index_t p = p0; p < p1; ++p) detail::integer_panel<Backend, Codec, NB>(w, a, b0, p, last, y);
+    for (index_t p = p0; p < p1; ++p) detail::integer_panel<Backend, Codec, NB>(w, a, b0, p, first, last, y);
   };
   index_t b0 = 0;
   for (; b0 + nb <= a.batch(); b0 += nb) rows.template operator()<nb>(b0);
