@@ -140,7 +140,7 @@ class qins {
       for (auto& a : lane) a = Backend::float_zero();
     index_t c = 0;
     for (; c + step <= s.cols; c += step) {
-      simd::prefetch_ahead(row + packed_bytes<Bits>(c));
+      simd::prefetch_ahead<simd::pace::slow>(row + packed_bytes<Bits>(c));
       decltype(Backend::float_zero()) levels[step / w];
       Backend::template qins_levels_step<Bits>(table, row, c, levels);
       for (index_t v = 0; v < step / w; ++v)

@@ -53,16 +53,23 @@
 
 namespace qcodec::simd {
 
-/// Bytes ahead of a streaming read that prefetch_ahead asks for (one 2048-column INT8 row
-/// half). Loops that spend long on each cache line of codes (the QINS8 decode-dot, integer
-/// kernels serving several activation rows) leave the hardware prefetcher behind and wait on
-/// DRAM without it (QINS8 batch 1: 6 -> 12 GB/s, bench/RESULTS.md).
-inline constexpr index_t prefetch_distance = 2048;
+/// How long a loop streaming codes from DRAM spends on each cache line, which sets how it
+/// prefetches (bench/RESULTS.md). Without hints, loops that spend long on each line leave the
+/// hardware prefetcher behind and wait on DRAM.
+///  - fast (a few cycles per line: integer passes over one activation row): into L1, 2 KiB
+///    ahead;
+///  - slow (10 or more cycles per line: the QINS8 decode-dot, integer passes over several
+///    activation rows): into L2, 8 KiB ahead. There the L1 hint 2 KiB ahead measured 10%
+///    (QINS8 batch 1) to 40% (INT8 batch 8) slower; the L2 hint cost the fast loops 15-25%.
+enum class pace { fast, slow };
 
-/// Hints the cache line prefetch_distance bytes past `p` (a hint: never faults).
+/// Hints the cache line a Pace-dependent distance past `p` (a hint: never faults).
+template <pace Pace>
 inline void prefetch_ahead(const void* p) {
+  constexpr index_t distance = Pace == pace::fast ? 2048 : 8192;
+  constexpr int locality = Pace == pace::fast ? 3 : 2;  // prefetcht0 : prefetcht1
   // Integer arithmetic: the address may lie past the end of the array.
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + prefetch_distance));
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + distance), 0, locality);
 }
 
 struct scalar {

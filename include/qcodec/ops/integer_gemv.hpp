@@ -138,6 +138,8 @@ void integer_panel(const integer_panels<Backend, Codec>& w, const int8_activatio
   // Independent accumulators per activation row for passes over one or two rows, which would
   // otherwise wait on the latency of every dot_quad.
   constexpr int sets = NB <= 2 ? 2 : 1;
+  // A step of 4 or more dot_quads is a slow stream (measured at batch 2, 4, 8, bench/RESULTS.md).
+  constexpr auto pace = NB * parts >= 4 ? simd::pace::slow : simd::pace::fast;
   const std::int8_t* q[NB];
   for (int i = 0; i < NB; ++i) q[i] = a.codes(b0 + i);
   const std::uint8_t* codes = w.codes(p);
@@ -149,9 +151,7 @@ void integer_panel(const integer_panels<Backend, Codec>& w, const int8_activatio
       for (int i = 0; i < NB; ++i) acc[u][i] = Backend::int_zero();
     const auto step = [&](index_t t, int u) {
       const std::uint8_t* bytes = codes + t * panels::step_bytes;
-      // The hardware prefetcher alone falls behind a pass that spends long on each step
-      // (batch 8: up to 31% less time); elsewhere the hint measured neutral (bench/RESULTS.md).
-      simd::prefetch_ahead(bytes);
+      simd::prefetch_ahead<pace>(bytes);
       for (int h = 0; h < parts; ++h) {
         const auto quad = Backend::template load_quad<bits>(bytes, h);
         for (int i = 0; i < NB; ++i)
