@@ -2,10 +2,12 @@
 // the list is tested here without writing a test.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include <qcodec/qcodec.hpp>
 
@@ -146,5 +148,55 @@ TEMPLATE_LIST_TEST_CASE("every compiled SIMD backend decodes bit-exactly like th
     std::vector<float> dispatched(reference.size());
     encoded.decode_rows(0, 5, dispatched.data());
     CHECK(dispatched == reference);
+  }
+}
+
+/// Codecs with a decode-dot (the fused path of dual_stream_linear).
+template <class Codec>
+concept has_backend_dot = requires(const typename Codec::storage& s, const float* const* x, float* out) {
+  Codec::template dot_row_with<simd::scalar, 1>(s, 0, x, out);
+};
+
+TEMPLATE_LIST_TEST_CASE("every compiled SIMD backend's decode-dot meets the K + 2 rounding bound",
+                        "[contract][simd]", all_codecs) {
+  if constexpr (has_backend_dot<TestType>) {
+    // Ragged widths around the 64-column QINS8 step, activation rows one float off alignment.
+    const auto cols = GENERATE(as<index_t>{}, 1, 15, 17, 63, 64, 65, 129, 257, 515);
+    constexpr index_t rows = 4;
+    const row_matrix w = synthetic_weights(rows, cols, weight_family::heavy_tailed, 5 + cols);
+    const auto encoded = TestType{}.encode(w);
+    const Eigen::MatrixXd decoded = encoded.decode().template cast<double>();
+    const row_matrix x = synthetic_weights(3, cols, weight_family::gaussian, 77 + cols);
+    // Each output is scale * (a K-term sum) or a K-term sum of rounded products Ŵ x: at most
+    // K + 2 roundings, so |out - ref| <= gamma_{K+2} sum |Ŵ| |x| (Higham, eq. 3.5).
+    const double n = static_cast<double>(cols + 2), gamma = n * 0x1p-24 / (1 - n * 0x1p-24);
+    for_each_codec<simd::compiled_backends>([&](auto backend) {
+      using Backend = decltype(backend);
+      std::vector<float> buffer(static_cast<std::size_t>(3 * cols + 1));
+      const float* x_rows[3];
+      for (index_t b = 0; b < 3; ++b) {
+        float* row = buffer.data() + 1 + b * cols;
+        if constexpr (requires { TestType::template order_activations<Backend>(cols, row, row); })
+          TestType::template order_activations<Backend>(cols, x.row(b).data(), row);
+        else
+          std::copy_n(x.row(b).data(), cols, row);
+        x_rows[b] = row;
+      }
+      const auto check_rows = [&]<int NB>() {
+        for (index_t r = 0; r < rows; ++r) {
+          float out[NB];
+          TestType::template dot_row_with<Backend, NB>(encoded.storage(), r, x_rows, out);
+          for (int b = 0; b < NB; ++b) {
+            const Eigen::VectorXd xb = x.row(b).transpose().template cast<double>();
+            const double ref = decoded.row(r).dot(xb);
+            const double bound = gamma * decoded.row(r).cwiseAbs().dot(xb.cwiseAbs());
+            CAPTURE(Backend::width, cols, NB, r, b, out[b], ref);
+            CHECK(std::abs(out[b] - ref) <= bound);
+          }
+        }
+      };
+      check_rows.template operator()<1>();  // one FMA chain per vector of a step
+      check_rows.template operator()<3>();  // two chains per activation row
+    });
   }
 }

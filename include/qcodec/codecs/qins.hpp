@@ -121,35 +121,60 @@ class qins {
     }
   }
 
-  /// out[b] = sum_c Ŵ(r, c) x[b][c] for b < NB with `Backend`, computed as
-  /// scale_r * sum_c lut[code(r, c)] x[b][c]: the signed levels looked up in registers and
-  /// summed in another order than a plain loop (two accumulators per lane, alternating over
-  /// the vectors of a step, then the lanes, then the ragged tail), the row scale applied once
-  /// to the sum. Against sum_c Ŵ(r, c) x[b][c] that is K + 2 FP32 roundings (the K-term sum,
-  /// the product with the scale, the rounding of each Ŵ = lut * scale). The decoded cache is
-  /// not read (the parameter keeps the op's one call): its 4-byte values are slower to
-  /// stream than the 1-byte codes are to decode here, and the same bits come either way.
+  /// An activation row x (cols values) in the order dot_row_with<Backend> reads it: within
+  /// each whole step of Backend::qins_step<Bits> columns, position p holds column
+  /// Backend::qins_dot_column<Bits>(p) of the step; the ragged tail stays in column order.
+  template <class Backend>
+  static void order_activations(index_t cols, const float* x, float* out) {
+    constexpr index_t step = Backend::template qins_step<Bits>;
+    index_t c = 0;
+    for (; c + step <= cols; c += step)
+      for (index_t p = 0; p < step; ++p) out[c + p] = x[c + Backend::template qins_dot_column<Bits>(p)];
+    for (; c < cols; ++c) out[c] = x[c];
+  }
+
+  /// out[b] = sum_c Ŵ(r, c) x_b(c) for b < NB with `Backend`, where x[b] holds x_b as
+  /// order_activations<Backend> leaves it. Computed as scale_r * sum_c lut[code(r, c)] x_b(c):
+  /// the signed levels looked up in registers (in the step order the backend produces
+  /// cheapest) and summed in another order than a plain loop (independent accumulators per
+  /// lane, then the lanes, then the ragged tail), the row scale applied once to the sum.
+  /// Against sum_c Ŵ(r, c) x_b(c) that is K + 2 FP32 roundings (the K-term sum, the product
+  /// with the scale, the rounding of each Ŵ = lut * scale). The decoded cache is not read
+  /// (the parameter keeps the op's one call): its 4-byte values are slower to stream than the
+  /// 1-byte codes are to decode here, and the same bits come either way.
   template <class Backend, int NB>
   static void dot_row_with(const storage& s, index_t r, const float* const* x, float* out,
                            const float* /*cached*/ = nullptr) {
-    constexpr index_t w = Backend::width, step = Backend::template qins_step<Bits>;
+    constexpr index_t w = Backend::width, step = Backend::template qins_step<Bits>, vectors = step / w;
+    // Independent FMA chains per activation row: one per vector of a step for a lone row.
+    constexpr index_t chains = NB == 1 ? vectors : 2;
+    using vector = decltype(Backend::float_zero());
     const typename Backend::template qins_table<Bits> table(s.lut.data());
     const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
-    decltype(Backend::float_zero()) acc[2][NB];
-    for (auto& lane : acc)
-      for (auto& a : lane) a = Backend::float_zero();
+    vector acc[chains][NB];
+    for (auto& chain : acc)
+      for (auto& a : chain) a = Backend::float_zero();
     index_t c = 0;
     for (; c + step <= s.cols; c += step) {
       simd::prefetch_ahead<simd::pace::slow>(row + packed_bytes<Bits>(c));
-      decltype(Backend::float_zero()) levels[step / w];
-      Backend::template qins_levels_step<Bits>(table, row, c, levels);
-      for (index_t v = 0; v < step / w; ++v)
+      vector levels[vectors];
+      Backend::template qins_levels_step<Bits, false>(table, row, c, levels);
+      // Unrolled early: otherwise GCC 12 keeps acc in memory and stores every accumulator on
+      // every step.
+#pragma GCC unroll 16
+      for (index_t v = 0; v < vectors; ++v)
+#pragma GCC unroll 16
         for (int b = 0; b < NB; ++b)
-          acc[v % 2][b] = Backend::fmadd(levels[v], Backend::load(x[b] + c + v * w), acc[v % 2][b]);
+          acc[v % chains][b] = Backend::fmadd(levels[v], Backend::load(x[b] + c + v * w), acc[v % chains][b]);
+    }
+    vector total[NB];
+    for (int b = 0; b < NB; ++b) {
+      total[b] = acc[0][b];
+      for (index_t i = 1; i < chains; ++i) total[b] = Backend::add(total[b], acc[i][b]);
     }
     for (; c + w <= s.cols; c += w) {
       const auto levels = Backend::template qins_levels<Bits>(table, row, c);
-      for (int b = 0; b < NB; ++b) acc[0][b] = Backend::fmadd(levels, Backend::load(x[b] + c), acc[0][b]);
+      for (int b = 0; b < NB; ++b) total[b] = Backend::fmadd(levels, Backend::load(x[b] + c), total[b]);
     }
     float tail[NB] = {};
     for (; c < s.cols; ++c) {
@@ -157,8 +182,7 @@ class qins {
       for (int b = 0; b < NB; ++b) tail[b] = std::fma(level, x[b][c], tail[b]);
     }
     const float scale = s.scales[static_cast<std::size_t>(r)];
-    for (int b = 0; b < NB; ++b)
-      out[b] = scale * ((Backend::reduce(acc[0][b]) + Backend::reduce(acc[1][b])) + tail[b]);
+    for (int b = 0; b < NB; ++b) out[b] = scale * (Backend::reduce(total[b]) + tail[b]);
   }
 
   static void validate(const storage& s, std::string_view name) {

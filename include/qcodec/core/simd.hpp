@@ -9,14 +9,17 @@
 ///    scale for i < width, codes read from a packed row at column c (c even when Bits == 4);
 ///    bit-exact with linear_math::dequantize (integer subtract, exact int->float, one multiply);
 ///    `dequantize_linear_vector` returns the same values in a register (`float_vector`);
-///  - `load(x)`, `store(out, v)`, `fmadd(a, b, c)` and `reduce(v)`: float vectors;
+///  - `load(x)`, `store(out, v)`, `add(a, b)`, `fmadd(a, b, c)` and `reduce(v)`: float vectors;
 ///  - `qins_table<Bits>` built from a tensor's signed LUT; `qins_levels<Bits>(table, row, c)`:
 ///    lut[code(c + i)] for i < width (c even when Bits == 4), the signed levels the decode
 ///    multiplies by the row scale (`multiply(v, scale)`; qins_math::decode); `qins_step<Bits>`
 ///    columns (a multiple of width) at once by `qins_levels_step(table, row, c, out)` into
 ///    out[0 .. qins_step / width), in column order. The vector backends look up |lut| of the
 ///    magnitude code in registers (permutes) and set the sign bit from the code's, which is
-///    exact because lut[sign | m] = -lut[m].
+///    exact because lut[sign | m] = -lut[m]. `qins_levels_step<Bits, false>` may leave the
+///    step's levels in another order, cheaper to produce: position p (element p % width of
+///    out[p / width]) holds column c + `qins_dot_column<Bits>(p)`. Dot products read their
+///    activations in that order.
 ///
 /// Integer members (the int8-activation path of ops/integer_gemv.hpp). They work on weights
 /// repacked in panels of `panel_rows` rows, one int32 lane per row (integer_panels): a step
@@ -87,6 +90,7 @@ struct scalar {
   static float load(const float* x) { return *x; }
   static void store(float* out, float v) { *out = v; }
   static float multiply(float v, float s) { return v * s; }
+  static float add(float a, float b) { return a + b; }
   static float fmadd(float a, float b, float c) { return a * b + c; }
   static float reduce(float v) { return v; }
 
@@ -102,6 +106,8 @@ struct scalar {
   template <int Bits>
   static constexpr index_t qins_step = 2;
   template <int Bits>
+  static constexpr index_t qins_dot_column(index_t p) { return p; }
+  template <int Bits, bool ColumnOrder = true>
   static void qins_levels_step(const qins_table<Bits>& table, const std::uint8_t* row, index_t c, float* out) {
     for (index_t i = 0; i < qins_step<Bits>; ++i) out[i] = qins_levels(table, row, c + i);
   }
@@ -200,6 +206,7 @@ struct avx2 {
   static __m256 load(const float* x) { return _mm256_loadu_ps(x); }
   static void store(float* out, __m256 v) { _mm256_storeu_ps(out, v); }
   static __m256 multiply(__m256 v, float s) { return _mm256_mul_ps(v, _mm256_set1_ps(s)); }
+  static __m256 add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
   static __m256 fmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
 
   /// QINS4: the 8 magnitudes in one register; QINS8: the LUT itself (read by vgatherdps).
@@ -222,6 +229,8 @@ struct avx2 {
   template <int Bits>
   static constexpr index_t qins_step = 2 * width;
   template <int Bits>
+  static constexpr index_t qins_dot_column(index_t p) { return p; }
+  template <int Bits, bool ColumnOrder = true>
   static void qins_levels_step(const qins_table<Bits>& table, const std::uint8_t* row, index_t c, __m256* out) {
     for (index_t i = 0; i < 2; ++i) out[i] = qins_levels(table, row, c + i * width);
   }
@@ -286,6 +295,7 @@ struct avx512 {
   static __m512 load(const float* x) { return _mm512_loadu_ps(x); }
   static void store(float* out, __m512 v) { _mm512_storeu_ps(out, v); }
   static __m512 multiply(__m512 v, float s) { return _mm512_mul_ps(v, _mm512_set1_ps(s)); }
+  static __m512 add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
   static __m512 fmadd(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
 
 #if defined(__AVX512VBMI__)
@@ -349,19 +359,26 @@ struct avx512 {
   }
   template <int Bits>
   static constexpr index_t qins_step = byte_planes<Bits> ? 4 * width : 2 * width;
+  /// With byte_planes, the byte->dword unpacks of qins_levels_step leave, in 128-bit lane L of
+  /// out[v], the bytes at positions 16 L + 4 v + i (i < 4) of the code vector: position
+  /// 16 v + 4 L + i holds column 16 L + 4 v + i (a 4x4 transpose of 4-byte groups, its own
+  /// inverse).
   template <int Bits>
+  static constexpr index_t qins_dot_column(index_t p) {
+    return byte_planes<Bits> ? 16 * (p / 4 % 4) + 4 * (p / 16) + p % 4 : p;
+  }
+  template <int Bits, bool ColumnOrder = true>
   static void qins_levels_step(const qins_table<Bits>& table, const std::uint8_t* row, index_t c, __m512* out) {
     if constexpr (byte_planes<Bits>) {
-      // The byte->dword unpacks below leave, in 128-bit lane L of vector v, the bytes at
-      // positions 16 L + 4 v + i (i < 4); moving column 16 v + 4 L + i there first (a 4x4
-      // transpose of 4-byte groups) makes out[v] hold columns 16 v .. 16 v + 15 in order.
+      // In column order the codes are transposed first, so that out[v] holds columns
+      // 16 v .. 16 v + 15 in order.
       alignas(64) static constexpr std::array<std::uint8_t, 64> transpose = [] {
         std::array<std::uint8_t, 64> t{};
-        for (int p = 0; p < 64; ++p) t[p] = static_cast<std::uint8_t>(16 * (p / 4 % 4) + 4 * (p / 16) + p % 4);
+        for (int p = 0; p < 64; ++p) t[p] = static_cast<std::uint8_t>(qins_dot_column<Bits>(p));
         return t;
       }();
-      const __m512i codes = _mm512_permutexvar_epi8(_mm512_load_si512(transpose.data()),
-                                                    _mm512_loadu_si512(row + c));
+      __m512i codes = _mm512_loadu_si512(row + c);
+      if constexpr (ColumnOrder) codes = _mm512_permutexvar_epi8(_mm512_load_si512(transpose.data()), codes);
       __m512i byte[4];
       for (int k = 0; k < 4; ++k)
         byte[k] = _mm512_permutex2var_epi8(table.plane[k][0], codes, table.plane[k][1]);

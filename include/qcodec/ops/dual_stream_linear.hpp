@@ -7,8 +7,9 @@
 /// never on the thread count; each tile is computed by one thread, with no reduction across
 /// threads, so the result is bit-identical for any number of threads. Per tile:
 ///  - batch <= gemv_max_batch (fused decode-GEMV): each row of the tile is decoded in SIMD
-///    registers and multiplied with up to 4 activation rows at once (base_codec::dot_row_with);
-///    the FP32 weight is never materialised;
+///    registers and multiplied with up to 4 activation rows at once (base_codec::dot_row_with;
+///    QINS reads them in the order its decode produces, reordered once per forward); the FP32
+///    weight is never materialised;
 ///  - larger batches (tiled decode-then-GEMM): a taller tile (sized to the L2 cache) is decoded
 ///    and multiplied with Eigen's GEMM, run sequentially inside the tile loop;
 ///  - then alpha · x · Oᵀ for the tile's rows (sparse, FP32, in column order) and the bias.
@@ -162,8 +163,9 @@ class dual_stream_linear {
       if (panels_) return forward_integer(x, y);
     const bool fused = batch <= gemv_max_batch_;
     reserve_workspaces(detail::op_thread_count());
+    const matrix_view dot_x = fused ? dot_activations(x) : x;
     for_each_tile(x, y, fused ? gemv_tile_rows_ : gemm_tile_rows_, [&](index_t first, index_t last) {
-      if (fused) fused_decode_dot(x, y, first, last);
+      if (fused) fused_decode_dot(dot_x, y, first, last);
       else dense_gemm(x, y, first, last, tile_weights(first, last, workspaces_[detail::op_thread_index()].data()));
     });
   }
@@ -229,8 +231,23 @@ class dual_stream_linear {
     return workspace;
   }
 
-  /// Rows [first, last) of x · Bᵀ decoded in registers (base_codec::dot_row_with), in blocks
-  /// of up to fused_batch activation rows.
+  /// x as base_codec::dot_row_with reads it: reordered once per forward for codecs whose
+  /// decode-dot produces a step's weights in an order of their own (qins::order_activations).
+  matrix_view dot_activations(const matrix_view& x) {
+    if constexpr (requires(const float* in, float* out) {
+                    base_codec::template order_activations<simd::native>(index_t{}, in, out);
+                  }) {
+      ordered_x_.resize(x.rows(), x.cols());
+      for (index_t b = 0; b < x.rows(); ++b)
+        base_codec::template order_activations<simd::native>(x.cols(), x.row(b).data(), ordered_x_.row(b).data());
+      return ordered_x_;
+    } else {
+      return x;
+    }
+  }
+
+  /// Rows [first, last) of x · Bᵀ decoded in registers (base_codec::dot_row_with, x as
+  /// dot_activations leaves it), in blocks of up to fused_batch activation rows.
   static constexpr int fused_batch = 4;
   void fused_decode_dot(const matrix_view& x, matrix_ref& y, index_t first, index_t last) const {
     const auto& s = base_.storage();
@@ -274,6 +291,7 @@ class dual_stream_linear {
   std::vector<float> bias_;
   float alpha_ = 1;
   row_matrix cache_;
+  row_matrix ordered_x_;
   index_t gemv_max_batch_ = default_gemv_max_batch;
   index_t gemv_tile_rows_ = 1, gemm_tile_rows_ = 16;
   std::vector<detail::aligned_buffer> workspaces_;
