@@ -59,10 +59,10 @@ namespace qcodec::simd {
 /// How long a loop streaming codes from DRAM spends on each cache line, which sets how it
 /// prefetches (bench/RESULTS.md). Without hints, loops that spend long on each line leave the
 /// hardware prefetcher behind and wait on DRAM.
-///  - fast (a few cycles per line: integer passes over one activation row): into L1, 2 KiB
-///    ahead;
-///  - slow (10 or more cycles per line: the QINS8 decode-dot, integer passes over several
-///    activation rows): into L2, 8 KiB ahead. There the L1 hint 2 KiB ahead measured 10%
+///  - fast (a few cycles per line: integer passes of fewer than 4 dot_quads per step, e.g.
+///    one activation row): into L1, 2 KiB ahead;
+///  - slow (10 or more cycles per line: the QINS8 decode-dot, integer passes of 4 or more
+///    dot_quads per step): into L2, 8 KiB ahead. There the L1 hint 2 KiB ahead measured 10%
 ///    (QINS8 batch 1) to 40% (INT8 batch 8) slower; the L2 hint cost the fast loops 15-25%.
 enum class pace { fast, slow };
 
