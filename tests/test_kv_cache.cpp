@@ -70,6 +70,7 @@ TEMPLATE_TEST_CASE("a value cache appends tokens and reads back ranges", "[kv]",
   value_cache<TestType> cache(head_dim, 64);
   CHECK(cache.size() == 0);
   CHECK(cache.capacity() == 64);
+  CHECK(cache.read(0, 0).rows() == 0);  // an empty cache has no QINS LUT yet
   for (index_t t = 0; t < tokens; ++t) cache.append(token(values, t));
   REQUIRE(cache.size() == tokens);
 
@@ -91,6 +92,7 @@ TEMPLATE_TEST_CASE("a value cache appends tokens and reads back ranges", "[kv]",
   }
   cache.clear();
   CHECK(cache.size() == 0);
+  CHECK(cache.read(0, 0).rows() == 0);
   // After clear() the cache starts afresh (QINS chooses its span from the new first token).
   cache.append(token(values, 0));
   CHECK(cache.read(0, 1) == all.topRows(1));

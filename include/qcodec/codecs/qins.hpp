@@ -105,6 +105,7 @@ class qins {
   template <class Backend>
   static void decode_rows_with(const storage& s, index_t first, index_t last, float* out) {
     constexpr index_t w = Backend::width, step = Backend::template qins_step<Bits>;
+    if (first == last) return;  // an empty storage (e.g. a cleared cache) has no LUT to load
     const typename Backend::template qins_table<Bits> table(s.lut.data());
     for (index_t r = first; r < last; ++r, out += s.cols) {
       const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
