@@ -182,6 +182,27 @@ TEST_CASE("outlier split uses uint32 columns past 65536 columns and survives hug
   CHECK(report.rel_err < measure_fidelity(w, linear<8>{}.encode(w).decode()).rel_err);
 }
 
+TEST_CASE("outlier split keeps residuals at the top of the FP32 range finite", "[outlier_split]") {
+  // |residual| = FLT_MAX: scale 2^113 puts it at 2^15 - 2^-9, which FP16 rounds to 2^15, and
+  // 2^15 * 2^113 = 2^128 overflows. The stored value must be the FP16 below, 2^15 - 16.
+  constexpr float top = std::numeric_limits<float>::max();
+  row_matrix w = synthetic_weights(1, 256, weight_family::gaussian, 8);
+  w(0, 17) = top;
+  w(0, 200) = -top;
+  const auto split = outlier_split<linear<8>>{}.encode(w);
+  const auto& o = split.storage().ortho;
+  REQUIRE(o.nnz() == 2);
+  CHECK(o.scale[0] == std::ldexp(1.0f, 113));
+  const row_matrix decoded = split.decode();
+  CHECK(decoded.allFinite());
+  for (index_t c : {index_t{17}, index_t{200}}) {
+    CHECK(std::abs(static_cast<float>(o.values[c == 17 ? 0 : 1])) == 32752.0f);
+    // One FP16 step (16 * scale) from the weight, on the weight's side of zero.
+    CHECK(std::abs(decoded(0, c) - w(0, c)) <= std::ldexp(1.0f, 117));
+    CHECK(std::signbit(decoded(0, c)) == std::signbit(w(0, c)));
+  }
+}
+
 TEST_CASE("outlier split names, traits and arrays", "[outlier_split]") {
   using codec_type = outlier_split<linear<4, per_group<128>>>;
   STATIC_REQUIRE(codec_traits<codec_type>::name == std::string_view("outliers+int4-g128"));
@@ -230,6 +251,11 @@ TEST_CASE("outlier split rejects bad input and corrupted storage", "[outlier_spl
   corrupt([](storage& s) { s.ortho.values.pop_back(); });
   corrupt([](storage& s) { s.ortho.values[0] = half(std::numeric_limits<float>::infinity()); });
   corrupt([](storage& s) { s.ortho.scale[0] *= 1.5f; });
+  // Finite parts whose product is not: value 2 times scale 2^127 decodes to Inf.
+  corrupt([](storage& s) {
+    s.ortho.values[0] = half(2.0f);
+    s.ortho.scale[0] = std::ldexp(1.0f, 127);
+  });
   corrupt([](storage& s) { s.ortho.scale.clear(); });
   corrupt([](storage& s) { s.base.scales.pop_back(); });
   corrupt([](storage& s) { s.ortho.cols = 99; });

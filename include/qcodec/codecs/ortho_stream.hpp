@@ -6,11 +6,15 @@
 ///  - columns16 or columns32: the column of each entry, strictly increasing within a row; the
 ///    narrowest type that holds cols - 1 is used (uint16 when cols <= 65536), the other is empty;
 ///  - values: FP16 mantissas; entry e decodes to float(values[e]) * scale[0];
-///  - scale: one power of two chosen so that the largest |value| lands in [2^14, 2^15): every
-///    residual keeps FP16's 11-bit precision whatever its magnitude (no FP16 overflow on a
-///    huge-magnitude row), and multiplying by a power of two is exact in FP32.
+///  - scale: one power of two chosen so that the largest |residual| / scale lands in
+///    [2^14, 2^15): every residual keeps FP16's 11-bit precision whatever its magnitude (no FP16
+///    overflow on a huge-magnitude row), and multiplying by a power of two is exact in FP32.
+///    Rounding to FP16 can carry a quotient up to 2^15; where 2^15 * scale would overflow FP32
+///    (residuals within 2^-12 of 2^128) the value is the FP16 one step toward zero instead, so
+///    every entry decodes to a finite float.
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -120,8 +124,8 @@ struct ortho_stream {
       }
     }
     for (std::size_t e = 0; e < n; ++e)
-      if (!std::isfinite(static_cast<float>(values[e])))
-        detail::fail("tensor '", name, "': value ", e, " is not finite");
+      if (!std::isfinite(static_cast<float>(values[e]) * scale[0]))
+        detail::fail("tensor '", name, "': value ", e, " times the scale is not finite");
   }
 
   template <class Visitor>
@@ -155,6 +159,15 @@ inline float ortho_scale_for(float max_magnitude) {
   if (!(max_magnitude > 0)) return 1.0f;
   const int exponent = std::ilogb(max_magnitude) - 14;
   return std::ldexp(1.0f, std::max(exponent, std::numeric_limits<float>::min_exponent - 1));
+}
+
+/// The stored FP16 value of `residual` under power-of-two `scale`: the nearest FP16 to
+/// residual / scale, or the next one toward zero when that one times scale overflows FP32.
+inline half ortho_value(float residual, float scale) {
+  const half nearest(residual / scale);
+  if (std::isfinite(static_cast<float>(nearest) * scale)) return nearest;
+  // One step toward zero: the bit pattern of a finite non-zero FP16, minus one.
+  return std::bit_cast<half>(static_cast<std::uint16_t>(std::bit_cast<std::uint16_t>(nearest) - 1));
 }
 
 }  // namespace detail

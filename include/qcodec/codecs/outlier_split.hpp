@@ -100,7 +100,7 @@ class outlier_split {
       const float scale = detail::ortho_scale_for(max_magnitude);
       o.scale.assign(1, scale);
       o.values.reserve(residuals.size());
-      for (float v : residuals) o.values.push_back(static_cast<half>(v / scale));
+      for (float v : residuals) o.values.push_back(detail::ortho_value(v, scale));
     }
     return encoded_matrix<outlier_split>(std::move(s));
   }
