@@ -198,7 +198,17 @@ TEMPLATE_LIST_TEST_CASE("linear validate accepts encodings and rejects inconsist
   auto bad_shape = encoded.storage();
   bad_shape.cols += 3;
   CHECK_THROWS_AS(TestType::validate(bad_shape, "t"), qcodec::error);
-  if constexpr (!TestType::symmetric) {
+  if constexpr (TestType::symmetric) {
+    // Code 0 lies outside 1 .. max_code (it would decode one step past the checked reach),
+    // in a column and in the padding nibble of an odd-length INT4 row alike.
+    constexpr int bits = codec_traits<TestType>::bits;
+    for (index_t c : {index_t{37}, index_t{bits == 4 ? 45 : 44}}) {
+      auto zero_code = encoded.storage();
+      pack_code<bits>(zero_code.codes.data() + 4 * zero_code.row_bytes(), c, 0);
+      CHECK_THROWS_WITH(TestType::validate(zero_code, "t"),
+                        Catch::Contains("'t': row 4, column " + std::to_string(c) + ": code 0"));
+    }
+  } else {
     auto bad_zero = encoded.storage();
     bad_zero.zero_points[0] = 255;
     if (TestType::max_code < 255) CHECK_THROWS_WITH(TestType::validate(bad_zero, "t"), Catch::Contains("zero point"));

@@ -220,6 +220,7 @@ class linear {
       if (s.zero_points[b] > max_code)
         detail::fail("tensor '", name, "': zero point ", b, " is ", int{s.zero_points[b]},
                      " (must be <= ", max_code, ")");
+    if constexpr (symmetric) require_symmetric_codes(s, name);
     // Every code must decode to a finite value: (code - offset) * scale is largest in
     // magnitude at the end of the code range farther from the offset.
     for (index_t b = 0; b < s.block_count(); ++b) {
@@ -239,6 +240,24 @@ class linear {
     float scale = 0;
     int offset = 0;
   };
+
+  /// Throws unless every stored code (padding nibbles, which hold the offset, included) is at
+  /// least min_code = 1: code 0 is outside the symmetric range and would decode to
+  /// -offset * scale, one step past the reach the scales are checked for.
+  static void require_symmetric_codes(const storage& s, std::string_view name) {
+    const auto zero_code = [](std::uint8_t byte) -> bool {
+      return Bits == 8 ? byte == 0 : ((byte & 0x0F) == 0) | ((byte & 0xF0) == 0);
+    };
+    // One pass without early exit (vectorized); the position is searched only on failure.
+    std::uint8_t any = 0;
+    for (std::uint8_t byte : s.codes) any |= static_cast<std::uint8_t>(zero_code(byte));
+    if (!any) return;
+    const auto i = static_cast<index_t>(std::find_if(s.codes.begin(), s.codes.end(), zero_code) - s.codes.begin());
+    const index_t byte = i % s.row_bytes();
+    const index_t column = Bits == 8 ? byte : 2 * byte + ((s.codes[static_cast<std::size_t>(i)] & 0x0F) != 0);
+    detail::fail("tensor '", name, "': row ", i / s.row_bytes(), ", column ", column,
+                 ": code 0 is outside the symmetric code range 1 .. ", max_code);
+  }
 
   /// Largest |code - offset| over the code range: decoded magnitudes are at most this * scale.
   static int max_reach(int offset) { return std::max(max_code - offset, offset - min_code); }
