@@ -195,6 +195,26 @@ TEST_CASE("the writer rejects bad tensors before touching the disk") {
   CHECK_THROWS_WITH(writer.add_tensor("x", dtype::f32, {1}, three), Catch::Contains("do not match"));
   CHECK_THROWS_WITH(writer.add_matrix("u", row_matrix::Zero(1, 1), dtype::u8),
                     Catch::Contains("F32, F16 or BF16"));
+  // 2^32 x 2^32 elements wrap a 64-bit count to 0, which would match 0 bytes.
+  CHECK_THROWS_WITH(writer.add_tensor("big", dtype::u8, {std::uint64_t{1} << 32, std::uint64_t{1} << 32}, {}),
+                    Catch::Contains("do not match"));
+  CHECK_FALSE(writer.contains("big"));
+
+  // An encoded tensor that clashes with a tensor or a description already added adds nothing.
+  const row_matrix w = examples::synthetic_weights(4, 64, examples::weight_family::gaussian, 3);
+  io::safetensors_writer encoded;
+  encoded.add_matrix("w.scales", w);
+  const std::size_t size = encoded.file_size();
+  CHECK_THROWS_WITH(io::add_encoded(encoded, "w", linear<8>{}.encode(w)),
+                    Catch::Contains("tensor 'w.scales' added twice"));
+  CHECK_FALSE(encoded.contains("w.codes"));
+  io::add_encoded(encoded, "v", outlier_split<linear<8>>{}.encode(w));
+  const std::size_t with_v = encoded.file_size();
+  CHECK(with_v > size);
+  CHECK_THROWS_WITH(io::add_encoded(encoded, "v", linear<8>{}.encode(w)),
+                    Catch::Contains("encoded tensor 'v' added twice"));
+  CHECK_FALSE(encoded.contains("v.codes"));
+  CHECK(encoded.file_size() == with_v);
 }
 
 TEST_CASE("writes are atomic: a failure leaves the target and the directory untouched") {
@@ -264,9 +284,9 @@ TEST_CASE("malformed files are rejected with an error naming the file and the pr
   require_rejected(dir, one_tensor({{"shape", {3}}}), "tensor 't': shape and dtype need 12 bytes");
   require_rejected(dir, one_tensor({{"dtype", "F16"}}), "tensor 't': shape and dtype need 4 bytes");
   require_rejected(dir, one_tensor({{"shape", {std::uint64_t{1} << 40, std::uint64_t{1} << 40}}}),
-                   "tensor 't': declared shape overflows");
+                   "tensor 't': declared shape and dtype need more than 2^64 bytes");
   require_rejected(dir, one_tensor({{"shape", {std::uint64_t{1} << 62}}}),
-                   "tensor 't': shape and dtype need more than 2^64");
+                   "tensor 't': declared shape and dtype need more than 2^64 bytes");
   // Zero elements, so no byte count catches it; read_matrix would cast 2^63 to a negative index_t.
   require_rejected(dir, one_tensor({{"shape", {std::uint64_t{1} << 63, 0}}, {"data_offsets", {0, 0}}}, ""),
                    "tensor 't': shape extent 9223372036854775808 exceeds 2^63 - 1");

@@ -40,9 +40,16 @@ struct encoded_tensor_info {
   std::size_t byte_size = 0;
 };
 
-/// Adds `m` to `writer` as tensor `name` (its arrays and its metadata description).
+/// Adds `m` to `writer` as tensor `name` (its arrays and its metadata description). Throws,
+/// leaving the writer as it was, when the writer already holds the description or an array.
 template <codec C>
 void add_encoded(safetensors_writer& writer, const std::string& name, const encoded_matrix<C>& m) {
+  const std::string key = std::string(encoded_metadata_prefix) + name;
+  if (writer.has_metadata(key)) qcodec::detail::fail("add_encoded: encoded tensor '", name, "' added twice");
+  m.storage().visit_arrays([&](std::string_view array, const auto&) {
+    if (writer.contains(name + "." + std::string(array)))
+      qcodec::detail::fail("add_encoded: tensor '", name, ".", array, "' added twice");
+  });
   nlohmann::json arrays = nlohmann::json::array();
   m.storage().visit_arrays([&](std::string_view array, const auto& values) {
     using element = typename std::remove_cvref_t<decltype(values)>::value_type;
@@ -57,7 +64,7 @@ void add_encoded(safetensors_writer& writer, const std::string& name, const enco
       {"bits", codec_traits<C>::bits},
       {"block_size", codec_traits<C>::block_size},
       {"is_linear", codec_traits<C>::is_linear}};
-  writer.set_metadata(std::string(encoded_metadata_prefix) + name, description.dump());
+  writer.set_metadata(key, description.dump());
   writer.set_metadata("qcodec.format_version", std::to_string(encoded_format_version));
 }
 

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -59,6 +60,18 @@ inline void check_json_depth(std::string_view text, std::string_view label) {
       --depth;
     }
   }
+}
+
+/// Bytes of a tensor of `shape` and elements of `element_bytes`, or nothing when the product
+/// overflows 64 bits at any point (even when a later extent is 0).
+inline std::optional<std::uint64_t> tensor_bytes(std::span<const std::uint64_t> shape, std::size_t element_bytes) {
+  std::uint64_t count = 1;
+  for (std::uint64_t extent : shape) {
+    if (extent != 0 && count > std::numeric_limits<std::uint64_t>::max() / extent) return std::nullopt;
+    count *= extent;
+  }
+  if (count > std::numeric_limits<std::uint64_t>::max() / element_bytes) return std::nullopt;
+  return count * element_bytes;
 }
 
 }  // namespace detail
@@ -205,8 +218,6 @@ class safetensors_file {
       const auto type = parse_dtype(dtype_it->get<std::string>());
       if (!type) fail_tensor(name, "unsupported dtype \"" + dtype_it->get<std::string>() + "\"");
       t.dtype = *type;
-      // Element count, refusing overflow: a declared size can never exceed the file anyway.
-      std::uint64_t count = 1;
       for (const auto& extent : *shape_it) {
         if (!extent.is_number_unsigned()) fail_tensor(name, "shape holds a non-integer or negative extent");
         const auto value = extent.get<std::uint64_t>();
@@ -214,10 +225,10 @@ class safetensors_file {
         if (value > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()))
           fail_tensor(name, "shape extent " + std::to_string(value) + " exceeds 2^63 - 1");
         t.shape.push_back(value);
-        if (value != 0 && count > std::numeric_limits<std::uint64_t>::max() / value)
-          fail_tensor(name, "declared shape overflows 64 bits");
-        count *= value;
       }
+      // Refusing overflow: a declared size can never exceed the file anyway.
+      const auto bytes = detail::tensor_bytes(t.shape, dtype_size(t.dtype));
+      if (!bytes) fail_tensor(name, "declared shape and dtype need more than 2^64 bytes");
       const auto begin = (*offsets_it)[0].get<std::uint64_t>();
       const auto end = (*offsets_it)[1].get<std::uint64_t>();
       if (begin > end) fail_tensor(name, "data_offsets begin after they end");
@@ -225,12 +236,8 @@ class safetensors_file {
         fail_tensor(name, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                               ") run past the data section (" + std::to_string(data.size()) +
                               " bytes)");
-      const std::size_t element = dtype_size(t.dtype);
-      if (count > std::numeric_limits<std::uint64_t>::max() / element || count * element != end - begin)
-        fail_tensor(name, "shape and dtype need " +
-                              (count > std::numeric_limits<std::uint64_t>::max() / element
-                                   ? std::string("more than 2^64")
-                                   : std::to_string(count * element)) +
+      if (*bytes != end - begin)
+        fail_tensor(name, "shape and dtype need " + std::to_string(*bytes) +
                               " bytes but data_offsets hold " + std::to_string(end - begin));
       t.bytes = data.subspan(static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin));
       placement.push_back({begin, end, tensors_.size()});
@@ -325,6 +332,9 @@ class safetensors_writer {
   /// True when a tensor named `name` was added.
   bool contains(std::string_view name) const { return names_.find(name) != names_.end(); }
 
+  /// True when the metadata entry `key` was set.
+  bool has_metadata(const std::string& key) const { return metadata_.find(key) != metadata_.end(); }
+
   /// Bytes write() will produce.
   std::size_t file_size() const { return 8 + header_text().size() + data_size(); }
 
@@ -355,9 +365,8 @@ class safetensors_writer {
     if (name.empty() || name == "__metadata__")
       qcodec::detail::fail("safetensors_writer: invalid tensor name '", name, "'");
     if (contains(name)) qcodec::detail::fail("safetensors_writer: tensor '", name, "' added twice");
-    std::uint64_t count = 1;
-    for (std::uint64_t extent : shape) count *= extent;
-    if (count * dtype_size(type) != byte_count)
+    const auto bytes = detail::tensor_bytes(shape, dtype_size(type));
+    if (!bytes || *bytes != byte_count)
       qcodec::detail::fail("tensor '", name, "': ", byte_count, " bytes do not match its shape and dtype ",
                    dtype_name(type));
     names_.insert(name);
