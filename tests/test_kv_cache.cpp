@@ -40,6 +40,9 @@ void check_token_bounds(const row_matrix& values, const row_matrix& cached) {
     while (first < values.rows() && (values.row(first).array() == 0).all()) ++first;
     REQUIRE(first < values.rows());
     const auto lut_source = Codec{}.encode(values.middleRows(first, 1), "first").storage();
+    // Each token is coded against exactly the shared levels.
+    for (index_t t = 0; t < values.rows(); ++t)
+      CHECK(cached.row(t) == Codec{}.encode_with_lut_of(values.middleRows(t, 1), lut_source, "t").decode().row(0));
     const double rho = Codec::rho(lut_source);
     const double relative_bound = (1 - rho) / (1 + rho) + 0x1p-21;
     index_t violations = 0;

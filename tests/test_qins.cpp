@@ -2,6 +2,7 @@
 // codecs, and the linearity property that separates them from the linear codecs.
 #include <catch2/catch.hpp>
 
+#include <bit>
 #include <cfloat>
 #include <cmath>
 #include <limits>
@@ -166,6 +167,25 @@ TEMPLATE_LIST_TEST_CASE("qins rejects a span outside its range by name", "[qins]
   for (double span : {0.0, -1.0, 65.0, std::numeric_limits<double>::quiet_NaN()})
     CHECK_THROWS_WITH(TestType{}.encode_with_span(good, span, "s"),
                       Catch::Contains("'s'") && Catch::Contains("span"));
+  // In range, but so small that the smallest level rounds to 1: refused by the caller's name,
+  // not left to the storage validation.
+  CHECK_THROWS_WITH(TestType{}.encode_with_span(good, 1e-9, "s"),
+                    Catch::Contains("'s'") && Catch::Contains("too small"));
+}
+
+TEMPLATE_LIST_TEST_CASE("qins encodes rows with a shared LUT, nearest to its levels",
+                        "[qins]", qins_codecs) {
+  const auto shared = TestType{}.encode(synthetic_weights(3, 64, weight_family::gaussian, 4)).storage();
+  const row_matrix w = synthetic_weights(5, 77, weight_family::heavy_tailed, 5);
+  const auto encoded = TestType{}.encode_with_lut_of(w, shared, "w");
+  const auto& lut = encoded.storage().lut;
+  CHECK(std::equal(lut.begin(), lut.end(), shared.lut.begin(), shared.lut.end(),
+                   [](float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); }));
+  check_value_nearest(w, encoded);
+  auto bad = shared;
+  bad.lut[4] *= 1.01f;
+  CHECK_THROWS_WITH(TestType{}.encode_with_lut_of(w, bad, "w"),
+                    Catch::Contains("'w'") && Catch::Contains("lut[4]"));
 }
 
 TEMPLATE_LIST_TEST_CASE("qins validate accepts encodings and rejects inconsistent storage",
@@ -187,6 +207,8 @@ TEMPLATE_LIST_TEST_CASE("qins validate accepts encodings and rejects inconsisten
   rejects([](auto& s) { s.lut[1] = 0.5f; }, "lut[1]");
   rejects([](auto& s) { s.lut[3] = std::nextafter(s.lut[3], 2.0f) * (1 + 0x1p-21f); }, "lut[3]");
   rejects([](auto& s) { s.lut[TestType::sign_bit + 2] = s.lut[2]; }, "must be -lut[2]");
+  // +0.0 equals -0.0, but the vector backends decode code sign | 0 as -0.0.
+  rejects([](auto& s) { s.lut[TestType::sign_bit] = 0.0f; }, "must be -lut[0]");
   rejects([](auto& s) {
     for (int m = 2; m <= TestType::max_magnitude; ++m) s.lut[m] = 1.0f;
   }, "span");

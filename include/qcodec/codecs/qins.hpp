@@ -14,13 +14,14 @@
 /// Encoding (the specification): each code is the value-nearest level of its row, as stated
 /// in qins_math.hpp. The span is the one that minimises the squared reconstruction error
 /// (decoded exactly as stored) of the whole tensor when it has at most 2^16 elements, else of
-/// ceil(2^16 / cols) evenly spaced rows; it is searched on log2(span) over the grid
+/// floor(2^16 / cols) (at least 1) evenly spaced rows; it is searched on log2(span) over the grid
 /// 0, 1/4, ..., 6 (spans of 1 to 64 octaves: 64 keeps every LUT entry a normal float), then
 /// refined by golden-section search on the grid neighbours of the best point until the
 /// bracket is narrower than 1/64 (8 steps); the best span evaluated wins.
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <string_view>
@@ -66,18 +67,31 @@ class qins {
   encoded_matrix<qins> encode(matrix_view w, std::string_view name = "weight") const {
     detail::require_finite_nonempty(w, name);
     const std::vector<float> scales = row_scales(w);
-    return encode_rows(w, scales, choose_span(w, scales));
+    return encode_rows(w, scales, lut_for(choose_span(w, scales)));
   }
 
-  /// Encodes `w` with a given span in octaves, in (0, max_span_octaves]: for a LUT shared
-  /// with earlier encodings (e.g. a cache appended row by row).
+  /// Encodes `w` with a given span in octaves, in (0, max_span_octaves], whose smallest level
+  /// is below 1 as a float (spans under about 2^-24 octaves are not).
   encoded_matrix<qins> encode_with_span(matrix_view w, double span_octaves,
                                         std::string_view name = "weight") const {
     detail::require_finite_nonempty(w, name);
     if (!(span_octaves > 0 && span_octaves <= max_span_octaves))
       detail::fail("tensor '", name, "': QINS span ", span_octaves, " octaves is not in (0, ",
                    max_span_octaves, "]");
-    return encode_rows(w, row_scales(w), span_octaves);
+    std::vector<float> lut = lut_for(span_octaves);
+    if (!(lut[max_magnitude] < 1.0f))
+      detail::fail("tensor '", name, "': QINS span ", span_octaves,
+                   " octaves is too small: its smallest level rounds to 1");
+    return encode_rows(w, row_scales(w), std::move(lut));
+  }
+
+  /// Encodes `w` with the LUT of `shared` (validated), for rows joining an encoded tensor such
+  /// as a cache appended row by row: the codes are nearest to the levels `shared` decodes.
+  encoded_matrix<qins> encode_with_lut_of(matrix_view w, const storage& shared,
+                                          std::string_view name = "weight") const {
+    detail::require_finite_nonempty(w, name);
+    validate_lut(shared.lut, name);
+    return encode_rows(w, row_scales(w), shared.lut);
   }
 
   /// Octaves from the largest level to the smallest, as stored in the LUT.
@@ -193,29 +207,38 @@ class qins {
     };
     expect("codes", s.codes.size(), s.rows * s.row_bytes());
     expect("scales", s.scales.size(), s.rows);
-    expect("lut", s.lut.size(), lut_size);
     detail::require_scales(name, s.scales);
+    validate_lut(s.lut, name);
+  }
+
+  /// Throws qcodec::error naming `name` unless `lut` is a signed LUT of this codec.
+  static void validate_lut(const std::vector<float>& lut, std::string_view name) {
+    if (lut.size() != lut_size)
+      detail::fail("tensor '", name, "': lut has ", lut.size(), " entries, expected ", lut_size);
     const auto bad_lut = [&](int entry, auto... why) {
-      detail::fail("tensor '", name, "': lut[", entry, "] = ", s.lut[static_cast<std::size_t>(entry)],
+      detail::fail("tensor '", name, "': lut[", entry, "] = ", lut[static_cast<std::size_t>(entry)],
                    ": ", why...);
     };
-    if (s.lut[0] != 0.0f) bad_lut(0, "must be 0");
-    if (s.lut[1] != 1.0f) bad_lut(1, "must be 1");
-    const float smallest = s.lut[max_magnitude];
+    if (lut[0] != 0.0f) bad_lut(0, "must be 0");
+    if (lut[1] != 1.0f) bad_lut(1, "must be 1");
+    const float smallest = lut[max_magnitude];
     if (!(smallest >= std::exp2(-max_span_octaves) && smallest < 1.0f))
       bad_lut(max_magnitude, "the span must be in (0, ", max_span_octaves, "] octaves");
     // Each entry was rounded once from the exact geometric level, relative error <= 2^-24, so
     // the step recovered from the smallest entry predicts every entry within 2^-24 (its own
     // rounding, spread over the steps) and an entry differs from its prediction by at most
     // 2^-23 (plus the double arithmetic, far below); 2^-22 leaves a factor 2.
-    const double step = span_octaves(s) / (max_magnitude - 1);
+    const double step = step_of(-std::log2(static_cast<double>(smallest)));
     for (int m = 1; m <= max_magnitude; ++m) {
       const double expected = std::exp2(-(m - 1) * step);
-      if (!(std::abs(s.lut[static_cast<std::size_t>(m)] / expected - 1) <= 0x1p-22))
+      if (!(std::abs(lut[static_cast<std::size_t>(m)] / expected - 1) <= 0x1p-22))
         bad_lut(m, "not the geometric level ", expected);
     }
+    // Bit patterns: the vector backends decode sign | m as -|lut[m]|, so lut[sign | 0] must be
+    // -0.0 exactly, not +0.0 (which compares equal).
     for (int m = 0; m <= max_magnitude; ++m)
-      if (s.lut[static_cast<std::size_t>(sign_bit | m)] != -s.lut[static_cast<std::size_t>(m)])
+      if (std::bit_cast<std::uint32_t>(lut[static_cast<std::size_t>(sign_bit | m)]) !=
+          std::bit_cast<std::uint32_t>(-lut[static_cast<std::size_t>(m)]))
         bad_lut(sign_bit | m, "must be -lut[", m, "]");
   }
 
@@ -243,17 +266,22 @@ class qins {
 
   static double step_of(double span_octaves) { return span_octaves / (max_magnitude - 1); }
 
+  static std::vector<float> lut_for(double span_octaves) {
+    std::vector<float> lut(lut_size);
+    qins_math::build_lut(lut.data(), Bits, step_of(span_octaves));
+    return lut;
+  }
+
   static encoded_matrix<qins> encode_rows(matrix_view w, const std::vector<float>& scales,
-                                          double span_octaves) {
+                                          std::vector<float> lut) {
     storage s;
     s.rows = w.rows();
     s.cols = w.cols();
     s.codes.assign(static_cast<std::size_t>(s.rows * s.row_bytes()), 0);
     s.scales = scales;
-    s.lut.resize(lut_size);
-    const double step = step_of(span_octaves);
-    qins_math::build_lut(s.lut.data(), Bits, step);
-    const float inverse_step = static_cast<float>(1 / step);
+    s.lut = std::move(lut);
+    // The step only seeds each code's search (magnitude_code_guess); the LUT decides the code.
+    const float inverse_step = static_cast<float>(1 / step_of(span_octaves(s)));
     for (index_t r = 0; r < s.rows; ++r) {
       const float scale = s.scales[static_cast<std::size_t>(r)];
       if (scale == 0) continue;  // a zero row keeps code 0 everywhere

@@ -3,9 +3,9 @@
 ///
 /// Each appended token (head_dim values) is encoded as one row with its own parameters: its
 /// own scale (and zero point) for INT8/INT4 per-row codecs; its own scale for QINS, whose
-/// LUT is shared by the cache: the span chosen for the first token with a non-zero value (the
-/// MSE-minimising span of qins::encode) is kept for every later token, so one LUT decodes
-/// every row. Tokens before it are all zero, stored as code 0, exact under any LUT. Values are
+/// LUT is shared by the cache: the LUT of the first token with a non-zero value (the
+/// MSE-minimising span of qins::encode) is kept, and every later token is coded against its
+/// very levels (qins::encode_with_lut_of), so one LUT decodes every row. Tokens before it are all zero, stored as code 0, exact under any LUT. Values are
 /// decoded to FP32 before any arithmetic (QINS is a codec at rest). Keys are not encoded
 /// here: they may stay FP16 (`half`).
 
@@ -114,8 +114,8 @@ class value_cache {
 
  private:
   encoded_matrix<Codec> encode_row(const Eigen::Map<const row_matrix>& row, std::string_view name) const {
-    if constexpr (requires { Codec::span_octaves(storage_); }) {
-      if (lut_fixed_) return codec_.encode_with_span(row, Codec::span_octaves(storage_), name);
+    if constexpr (requires { codec_.encode_with_lut_of(row, storage_, name); }) {
+      if (lut_fixed_) return codec_.encode_with_lut_of(row, storage_, name);
     }
     return codec_.encode(row, name);
   }
