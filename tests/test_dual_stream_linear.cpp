@@ -149,6 +149,29 @@ TEMPLATE_LIST_TEST_CASE("forward is bit-identical for 1 and 2 threads", "[op]", 
   set_threads(detail::op_thread_count());
 }
 
+TEMPLATE_LIST_TEST_CASE("the GEMM path over several tiles, the last one ragged", "[op]", op_codecs) {
+  // 1100 columns: GEMM tiles of 512 KiB / (4 * 1100) rounded down to 16 = 112 rows, so 250 rows
+  // are 112 + 112 + 26, and tiles past row 0 read the cache, a workspace per thread and y's
+  // columns at an offset.
+  constexpr index_t out = 250, in = 1100, batch = 9;
+  const row_matrix w = synthetic_weights(out, in, weight_family::heavy_tailed, 6);
+  dual_stream_linear<TestType> op(TestType{}.encode(w), std::vector<float>(out, -0.125f));
+  op.set_gemv_max_batch(0);
+  const row_matrix x = random_activations(batch, in, 12);
+  row_matrix y1(batch, out), y2(batch, out), y_cached(batch, out);
+  CAPTURE(codec_traits<TestType>::name);
+  set_threads(1);
+  op.forward(x, y1);
+  check_forward(op, x, y1);
+  set_threads(2);
+  op.forward(x, y2);
+  CHECK(y1 == y2);
+  op.set_cache_decoded(true);
+  op.forward(x, y_cached);
+  CHECK(y_cached == y2);
+  set_threads(detail::op_thread_count());
+}
+
 TEST_CASE("forward rejects mismatched shapes and leaves the output untouched", "[op]") {
   using codec_type = outlier_split<linear<4, per_group<32>>>;
   const row_matrix w = synthetic_weights(20, 50, weight_family::heavy_tailed, 2);
@@ -166,6 +189,17 @@ TEST_CASE("forward rejects mismatched shapes and leaves the output untouched", "
   CHECK_THROWS_AS(dual_stream_linear<codec_type>(codec_type{}.encode(w), std::vector<float>(19)),
                   qcodec::error);
   CHECK_NOTHROW(op.forward(random_activations(3, 50, 1), y));
+
+  // The integer path quantizes the activations before it writes: a NaN leaves y as it was.
+  dual_stream_linear<linear<8>> integer_op(linear<8>{}.encode(w));
+  integer_op.set_integer_domain(true);
+  row_matrix x_nan = random_activations(3, 50, 1);
+  x_nan(1, 7) = std::nanf("");
+  row_matrix y_integer = y_before;
+  CHECK_THROWS_WITH(integer_op.forward(x_nan, y_integer), Catch::Contains("activations"));
+  CHECK(y_integer == y_before);
+  CHECK_THROWS_AS(integer_op.forward(random_activations(3, 49, 1), y_integer), qcodec::error);
+  CHECK(y_integer == y_before);
 }
 
 namespace {

@@ -20,7 +20,7 @@ enum class clip_method {
   /// Clips every block at one threshold, the tensor-wide quantile of |w|: trades the few tails
   /// above it (saturated, sign kept) for a finer step below it.
   quantile,
-  /// Tries clips from the block's absmax down to half of it and keeps the one with the least
+  /// Tries clips from the block's absmax down to 17/32 of it and keeps the one with the least
   /// squared reconstruction error, the quantity fidelity reports; it includes absmax, so it
   /// never does worse than absmax.
   mse,
