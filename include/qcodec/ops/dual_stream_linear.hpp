@@ -20,9 +20,10 @@
 /// by the SIMD integer kernel of ops/integer_gemv.hpp — activations quantized once per forward
 /// to int8 per row, integer dot products (vpdpbusd where present) against a copy of the codes
 /// repacked at that call (ops/integer_panels.hpp, about as many bytes as the codes), row tiles sized
-/// to the L2 cache — then the same sparse product and bias. Its error is the
-/// activation rounding bounded in that header, so it stays opt-in: the FP32 paths meet the
-/// FP32 accumulation bound, the integer path does not claim to.
+/// to the L2 cache — then the same sparse product and bias. Its error is the activation
+/// rounding bounded in that header plus the kernel's FP32 roundings (at most blocks + 2, one
+/// block per weight group, stated at detail::integer_panel), so it stays opt-in: the FP32
+/// paths meet the FP32 accumulation bound, the integer path does not claim to.
 
 #include <algorithm>
 #include <cmath>

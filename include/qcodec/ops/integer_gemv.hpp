@@ -15,7 +15,8 @@
 /// Error against x * Ŵᵀ (Ŵ the decoded weight): the integer part is exact, so the error is
 /// the activation rounding, |x_c - s_x q_c| <= s_x (1/2 + 2^-17) (the half step, plus the
 /// rounding of x / s_x, at most 128 * 2^-24 code units), times sum_c |ŵ_c|, plus the FP32
-/// roundings of ŵ_c and of the result (2^-24 each, relative to sum_c |x_c ŵ_c|).
+/// roundings of ŵ_c and of the result (2^-24 each, relative to sum_c |x_c ŵ_c|) in this scalar
+/// reference; the SIMD kernel rounds at most blocks + 2 times (detail::integer_panel).
 
 #include <algorithm>
 #include <cmath>
