@@ -111,8 +111,8 @@ void bench_codec(shape s, const row_matrix& w, std::span<const index_t> batches,
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (cuda::device_count() == 0) {
-    std::printf("bench_cuda: no CUDA device: CUDA benchmarks skipped\n");
+  if (std::string why; cuda::device_count(&why) == 0) {
+    std::printf("bench_cuda: no usable CUDA device (%s): CUDA benchmarks skipped\n", why.c_str());
     return 0;
   }
   const int runs = argc > 1 ? std::max(5, std::atoi(argv[1])) : 200;

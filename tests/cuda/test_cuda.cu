@@ -8,6 +8,7 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <qcodec/codecs/codec_list.hpp>
@@ -21,10 +22,11 @@ using examples::weight_family;
 
 namespace {
 
-/// True when a device is present; otherwise reports the skip visibly.
+/// True when a device is present; otherwise reports the skip visibly, with CUDA's reason.
 bool have_device() {
-  if (cuda::device_count() > 0) return true;
-  WARN("no CUDA device: skipped");
+  std::string why;
+  if (cuda::device_count(&why) > 0) return true;
+  WARN("no usable CUDA device (" << why << "): skipped");
   return false;
 }
 

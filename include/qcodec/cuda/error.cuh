@@ -2,6 +2,7 @@
 /// Checked CUDA and cuBLAS calls: every failure becomes a qcodec::error naming the call and
 /// carrying the CUDA error string.
 
+#include <string>
 #include <string_view>
 
 #include <cublas_v2.h>
@@ -30,12 +31,18 @@ inline void check(cublasStatus_t status, std::string_view what) {
 inline void check_launch(std::string_view name) { check(cudaGetLastError(), name); }
 
 /// Number of usable CUDA devices; 0 when there is no device or no driver (never throws).
-inline int device_count() noexcept {
+/// `why_none`, when given, receives the reason for 0 (the CUDA error name and text), so that
+/// a skip can tell a machine without a GPU from one whose driver is too old.
+inline int device_count(std::string* why_none = nullptr) {
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
     (void)cudaGetLastError();
-    return 0;
+    count = 0;
   }
+  if (count == 0 && why_none)
+    *why_none = status == cudaSuccess ? std::string("no device")
+                                      : std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
   return count;
 }
 
