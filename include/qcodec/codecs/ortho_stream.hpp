@@ -10,7 +10,7 @@
 ///    [2^14, 2^15): every residual keeps FP16's 11-bit precision whatever its magnitude (no FP16
 ///    overflow on a huge-magnitude row), and multiplying by a power of two is exact in FP32.
 ///    Rounding to FP16 can carry a quotient up to 2^15; where 2^15 * scale would overflow FP32
-///    (residuals within 2^-12 of 2^128) the value is the FP16 one step toward zero instead, so
+///    (residuals of at least 2^128 (1 - 2^-12)) the value is the FP16 one step toward zero instead, so
 ///    every entry decodes to a finite float.
 
 #include <algorithm>

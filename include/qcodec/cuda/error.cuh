@@ -30,7 +30,8 @@ inline void check(cublasStatus_t status, std::string_view what) {
 /// run asynchronously, so faults during execution surface at the next checked call.
 inline void check_launch(std::string_view name) { check(cudaGetLastError(), name); }
 
-/// Number of usable CUDA devices; 0 when there is no device or no driver (never throws).
+/// Number of usable CUDA devices; 0 when there is no device or no driver (a CUDA failure here
+/// is an answer, not an error).
 /// `why_none`, when given, receives the reason for 0 (the CUDA error name and text), so that
 /// a skip can tell a machine without a GPU from one whose driver is too old.
 inline int device_count(std::string* why_none = nullptr) {
