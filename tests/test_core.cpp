@@ -26,6 +26,32 @@ TEST_CASE("fidelity report measures known errors", "[fidelity]") {
   CHECK_THROWS_AS(measure_fidelity(w, row_matrix(3, 2)), qcodec::error);
 }
 
+TEST_CASE("a NaN or Inf in the reconstruction is never reported as a small error", "[fidelity]") {
+  row_matrix w(3, 2), w_hat(3, 2);
+  w << 1, 2, 3, 4, 5, 6;
+  w_hat = w;
+  w_hat(1, 0) = std::numeric_limits<float>::quiet_NaN();
+  const fidelity_report nan = measure_fidelity(w, w_hat);
+  CHECK(std::isnan(nan.rel_err));
+  CHECK(std::isnan(nan.snr_db));
+  CHECK(std::isnan(nan.max_abs_err));
+  CHECK(nan.worst_row == 1);
+  // Any bound, even one on sign flips only, refuses it.
+  CHECK_THROWS_WITH(require(nan, {.max_sign_flips = 5}, "q"), Catch::Contains("'q'") && Catch::Contains("NaN"));
+  CHECK_THROWS_AS(require(nan, {.max_abs_err = 1e9}, "q"), qcodec::error);
+
+  w_hat = w;
+  w_hat(2, 1) = std::numeric_limits<float>::infinity();
+  const fidelity_report inf = measure_fidelity(w, w_hat);
+  CHECK(std::isinf(inf.rel_err));
+  CHECK(inf.snr_db == -std::numeric_limits<double>::infinity());
+  CHECK(std::isinf(inf.max_abs_err));
+  CHECK(inf.worst_row == 2);
+  CHECK_THROWS_AS(require(inf, {.max_rel_err = 1e9}, "q"), qcodec::error);
+  // A zero W against a non-zero Ŵ: infinitely wrong, not exact.
+  CHECK(std::isinf(measure_fidelity(row_matrix::Zero(1, 2), w.topRows(1)).rel_err));
+}
+
 TEST_CASE("a missed fidelity bound throws with the tensor's name", "[fidelity]") {
   row_matrix w(1, 2), w_hat(1, 2);
   w << 1, -1;

@@ -24,15 +24,17 @@ struct fidelity_report {
 
 namespace detail {
 
-/// ||e|| / ||w||, with 0/0 = 0 and x/0 = inf.
-inline double relative(double err_norm, double ref_norm) {
-  if (ref_norm > 0) return err_norm / ref_norm;
-  return err_norm > 0 ? std::numeric_limits<double>::infinity() : 0.0;
-}
+/// ||e|| / ||w||, with 0/0 = 0, x/0 = inf and NaN kept.
+inline double relative(double err_norm, double ref_norm) { return err_norm == 0 ? 0.0 : err_norm / ref_norm; }
+
+/// a is worse than b: larger, or NaN where b is not (a NaN error is never hidden).
+inline bool worse(double a, double b) { return std::isnan(a) ? !std::isnan(b) : a > b; }
 
 }  // namespace detail
 
-/// Measures Ŵ against W (same shape, else qcodec::error); sums are accumulated in FP64.
+/// Measures Ŵ against W (same shape, else qcodec::error); sums are accumulated in FP64. A NaN
+/// in Ŵ makes rel_err, snr_db and max_abs_err NaN and its row the worst; an Inf makes them Inf
+/// (snr_db -Inf).
 inline fidelity_report measure_fidelity(matrix_view w, matrix_view w_hat) {
   if (w.rows() != w_hat.rows() || w.cols() != w_hat.cols())
     detail::fail("measure_fidelity: shapes differ (", w.rows(), " x ", w.cols(), " vs ",
@@ -45,11 +47,11 @@ inline fidelity_report measure_fidelity(matrix_view w, matrix_view w_hat) {
       const double x = w(r, c), y = w_hat(r, c), e = x - y;
       row_err_sq += e * e;
       row_ref_sq += x * x;
-      report.max_abs_err = std::max(report.max_abs_err, std::abs(e));
+      if (detail::worse(std::abs(e), report.max_abs_err)) report.max_abs_err = std::abs(e);
       if (y != 0 && (x == 0 || std::signbit(x) != std::signbit(y))) ++report.sign_flips;
     }
     const double row_rel = detail::relative(std::sqrt(row_err_sq), std::sqrt(row_ref_sq));
-    if (r == 0 || row_rel > report.worst_row_rel_err) {
+    if (r == 0 || detail::worse(row_rel, report.worst_row_rel_err)) {
       report.worst_row = r;
       report.worst_row_rel_err = row_rel;
     }
@@ -57,8 +59,8 @@ inline fidelity_report measure_fidelity(matrix_view w, matrix_view w_hat) {
     ref_sq += row_ref_sq;
   }
   report.rel_err = detail::relative(std::sqrt(err_sq), std::sqrt(ref_sq));
-  report.snr_db = report.rel_err > 0 ? -20.0 * std::log10(report.rel_err)
-                                     : std::numeric_limits<double>::infinity();
+  report.snr_db = report.rel_err == 0 ? std::numeric_limits<double>::infinity()
+                                      : -20.0 * std::log10(report.rel_err);
   return report;
 }
 
@@ -69,9 +71,12 @@ struct fidelity_bound {
   std::optional<index_t> max_sign_flips{};    ///< upper bound on sign_flips
 };
 
-/// Throws qcodec::error naming the tensor when `report` misses `bound`.
+/// Throws qcodec::error naming the tensor when `report` misses `bound`; a reconstruction
+/// holding NaN misses every bound, set or not.
 inline void require(const fidelity_report& report, const fidelity_bound& bound,
                     std::string_view name) {
+  if (std::isnan(report.rel_err) || std::isnan(report.max_abs_err))
+    detail::fail("tensor '", name, "': the reconstruction holds NaN (row ", report.worst_row, ")");
   if (bound.max_rel_err && !(report.rel_err <= *bound.max_rel_err))
     detail::fail("tensor '", name, "': rel_err ", report.rel_err, " exceeds the bound ",
                  *bound.max_rel_err, " (worst row ", report.worst_row, ", rel_err ",
