@@ -3,8 +3,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <map>
@@ -36,10 +39,13 @@ void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: qcodec-quantize INPUT.safetensors OUTPUT.safetensors [options]\n"
                "  --codec NAME        codec (default int8), e.g. int8, int4-g128, qins8,\n"
-               "                      int4-g128+outliers; --list-codecs prints them all\n"
+               "                      outliers+int4-g128 (also spelt int4-g128+outliers);\n"
+               "                      --list-codecs prints them all\n"
                "  --skip REGEX        also keep tensors whose name matches REGEX (repeatable)\n"
                "  --no-default-skips  quantize embeddings, lm_head, norms and biases too\n"
-               "  --verify            reload the output, decode and compare with the input\n"
+               "  --max-rel-err X     fail, writing nothing, if a tensor's rel_err exceeds X\n"
+               "  --verify            read the written file back, decode and compare with the\n"
+               "                      input before it replaces OUTPUT (a mismatch writes nothing)\n"
                "  --quiet             no progress bar\n"
                "  --list-codecs       print the codec names and exit\n");
 }
@@ -61,6 +67,7 @@ bool known_codec(std::string_view name) {
 struct options {
   std::string input, output, codec = "int8";
   std::vector<std::regex> skips;
+  std::optional<double> max_rel_err;
   bool verify = false, quiet = false;
 };
 
@@ -74,7 +81,7 @@ std::optional<options> parse_arguments(int argc, char** argv) {
       if (i + 1 >= argc) return std::nullopt;
       return std::string(argv[++i]);
     };
-    if (arg == "--codec" || arg == "--skip") {
+    if (arg == "--codec" || arg == "--skip" || arg == "--max-rel-err") {
       const auto v = value();
       if (!v) {
         std::fprintf(stderr, "qcodec-quantize: %s needs a value\n", argv[i]);
@@ -82,6 +89,15 @@ std::optional<options> parse_arguments(int argc, char** argv) {
       }
       if (arg == "--codec") {
         o.codec = canonical_codec_name(*v);
+      } else if (arg == "--max-rel-err") {
+        char* end = nullptr;
+        const double bound = std::strtod(v->c_str(), &end);
+        if (v->empty() || *end != '\0' || !(bound >= 0) || !std::isfinite(bound)) {
+          std::fprintf(stderr, "qcodec-quantize: --max-rel-err needs a finite number >= 0, not '%s'\n",
+                       v->c_str());
+          return std::nullopt;
+        }
+        o.max_rel_err = bound;
       } else {
         try {
           o.skips.emplace_back(*v);
@@ -139,9 +155,34 @@ void progress(std::size_t done, std::size_t total, std::string_view name) {
   std::fflush(stderr);
 }
 
+/// Reads the written file back: every encoded tensor passes validation and decodes to exactly
+/// what was reported (the same rel_err to the last bit), every kept tensor is byte-identical.
+/// Throws, so that the file does not replace OUTPUT, when a tensor differs.
+void verify(const io::safetensors_file& input, const std::filesystem::path& written, const std::string& output,
+            const std::map<std::string, double>& reported_rel_err) {
+  const auto file = io::safetensors_file::open(written);
+  std::size_t checked = 0, bad = 0;
+  for (const io::tensor_info& t : input.tensors()) {
+    if (const io::tensor_info* copy = file.find(t.name)) {
+      const bool same = copy->dtype == t.dtype && copy->shape == t.shape &&
+                        std::equal(copy->bytes.begin(), copy->bytes.end(), t.bytes.begin(), t.bytes.end());
+      if (!same) std::printf("verify: kept tensor '%s' differs\n", t.name.c_str()), ++bad;
+    } else {
+      const fidelity_report report = measure_fidelity(input.read_matrix(t.name), io::decode_tensor(file, t.name));
+      if (report.rel_err != reported_rel_err.at(t.name))
+        std::printf("verify: '%s' decodes from the file with rel_err %.6e, reported %.6e\n",
+                    t.name.c_str(), report.rel_err, reported_rel_err.at(t.name)), ++bad;
+    }
+    ++checked;
+  }
+  std::printf("verify: %zu tensors checked, %zu bad\n", checked, bad);
+  if (bad) detail::fail("verify: ", bad, " tensors differ; ", output, " was not written");
+}
+
 int run(const options& o) {
   const auto start = std::chrono::steady_clock::now();
   const auto input = io::safetensors_file::open(o.input);
+  const auto before = std::filesystem::file_size(o.input);  // OUTPUT may replace INPUT
   if (!io::encoded_tensors(input).empty())
     detail::fail(o.input, ": already holds qcodec-encoded tensors");
   io::safetensors_writer writer;
@@ -172,44 +213,26 @@ int run(const options& o) {
       std::printf("%-48s %-14s %-7s %8.3f %10.3e %8.2f\n", t.name.c_str(),
                   shape_text(t.shape).c_str(), std::string(io::dtype_name(t.dtype)).c_str(),
                   encoded.bpw(), report.rel_err, report.snr_db);
+      if (o.max_rel_err) require(report, {.max_rel_err = o.max_rel_err}, t.name);
       io::add_encoded(writer, t.name, encoded);
       reported_rel_err[t.name] = report.rel_err;
     });
     ++quantized;
   }
   if (!o.quiet) progress(tensors.size(), tensors.size(), "writing " + o.output);
-  writer.write(o.output);
+  if (o.verify)
+    writer.write(o.output, [&](const std::filesystem::path& written) {
+      verify(input, written, o.output, reported_rel_err);
+    });
+  else
+    writer.write(o.output);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const auto before = std::filesystem::file_size(o.input), after = std::filesystem::file_size(o.output);
+  const auto after = std::filesystem::file_size(o.output);
   std::printf("\n%zu tensors quantized with %s, %zu kept; %ju -> %ju bytes (ratio %.2fx) in %.2f s\n",
               quantized, o.codec.c_str(), kept, static_cast<std::uintmax_t>(before),
               static_cast<std::uintmax_t>(after),
               static_cast<double>(before) / static_cast<double>(after), seconds);
-
-  if (o.verify) {
-    // Reload the written file: every encoded tensor passes validation and decodes to exactly
-    // what was reported (the same rel_err to the last bit), every kept tensor is
-    // byte-identical.
-    const auto output = io::safetensors_file::open(o.output);
-    std::size_t checked = 0, bad = 0;
-    for (const io::tensor_info& t : tensors) {
-      if (const io::tensor_info* copy = output.find(t.name)) {
-        const bool same = copy->dtype == t.dtype && copy->shape == t.shape &&
-                          std::equal(copy->bytes.begin(), copy->bytes.end(), t.bytes.begin(), t.bytes.end());
-        if (!same) std::printf("verify: kept tensor '%s' differs\n", t.name.c_str()), ++bad;
-      } else {
-        const fidelity_report report =
-            measure_fidelity(input.read_matrix(t.name), io::decode_tensor(output, t.name));
-        if (report.rel_err != reported_rel_err.at(t.name))
-          std::printf("verify: '%s' decodes from the file with rel_err %.6e, reported %.6e\n",
-                      t.name.c_str(), report.rel_err, reported_rel_err.at(t.name)), ++bad;
-      }
-      ++checked;
-    }
-    std::printf("verify: %zu tensors checked, %zu bad\n", checked, bad);
-    if (bad) return 1;
-  }
   return 0;
 }
 

@@ -30,26 +30,30 @@ if(TARGET qcodec_quantize AND TARGET qcodec_inspect)
   set(cli_dir ${CMAKE_CURRENT_BINARY_DIR}/cli)
   add_test(NAME cli.model_fixture COMMAND write_model_fixture ${cli_dir})
   set_tests_properties(cli.model_fixture PROPERTIES FIXTURES_SETUP qcodec_cli_model)
-  foreach(codec int8 int4-g128 qins8 int4-g128+outliers)
-    add_test(NAME cli.quantize.${codec} COMMAND qcodec_quantize ${cli_dir}/model.safetensors
-      ${cli_dir}/model.${codec}.safetensors --codec ${codec} --verify)
-    set_tests_properties(cli.quantize.${codec} PROPERTIES FIXTURES_REQUIRED qcodec_cli_model
-      FIXTURES_SETUP qcodec_cli_${codec}
-      PASS_REGULAR_EXPRESSION "verify: 16 tensors checked, 0 bad")
-  endforeach()
-  add_test(NAME cli.inspect COMMAND qcodec_inspect ${cli_dir}/model.int4-g128.safetensors --verify)
-  set_tests_properties(cli.inspect PROPERTIES FIXTURES_REQUIRED qcodec_cli_int4-g128
-    PASS_REGULAR_EXPRESSION "model.layers.1.mlp.down_proj.weight +int4-g128 +\\[160,330\\].*lm_head.weight +F32")
-  # Bad arguments and bad input: a message and a non-zero exit, no output file.
-  function(qcodec_cli_failure name expect)
+  # A run of a tool (arguments after `exit`) whose exit status (zero or nonzero) and output
+  # (regex `expect`) are checked; a failed run must leave no file cli/never.safetensors.
+  function(qcodec_cli_run test exit expect)
     string(JOIN "@@" command ${ARGN})
-    add_test(NAME cli.fails.${name} COMMAND ${CMAKE_COMMAND} "-DCOMMAND=${command}"
+    add_test(NAME ${test} COMMAND ${CMAKE_COMMAND} "-DCOMMAND=${command}" -DEXIT=${exit}
       "-DEXPECT=${expect}" -DMUST_NOT_EXIST=${cli_dir}/never.safetensors
-      -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_failure.cmake)
-    set_tests_properties(cli.fails.${name} PROPERTIES FIXTURES_REQUIRED qcodec_cli_model)
+      -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_run.cmake)
+    set_tests_properties(${test} PROPERTIES FIXTURES_REQUIRED qcodec_cli_model)
   endfunction()
   set(model ${cli_dir}/model.safetensors)
   set(quantize $<TARGET_FILE:qcodec_quantize>)
+  foreach(codec int8 int4-g128 qins8 int4-g128+outliers)
+    qcodec_cli_run(cli.quantize.${codec} zero "verify: 16 tensors checked, 0 bad"
+      ${quantize} ${model} ${cli_dir}/model.${codec}.safetensors --codec ${codec} --verify)
+    set_tests_properties(cli.quantize.${codec} PROPERTIES FIXTURES_SETUP qcodec_cli_${codec})
+  endforeach()
+  qcodec_cli_run(cli.inspect zero
+    "model.layers.1.mlp.down_proj.weight +int4-g128 +\\[160,330\\].*lm_head.weight +F32"
+    $<TARGET_FILE:qcodec_inspect> ${cli_dir}/model.int4-g128.safetensors --verify)
+  set_tests_properties(cli.inspect PROPERTIES FIXTURES_REQUIRED "qcodec_cli_model;qcodec_cli_int4-g128")
+  # Bad arguments and bad input: a message and a non-zero exit, no output file.
+  function(qcodec_cli_failure name expect)
+    qcodec_cli_run(cli.fails.${name} nonzero "${expect}" ${ARGN})
+  endfunction()
   qcodec_cli_failure(bad_group_size "unknown codec 'int4-g100'.*usage: qcodec-quantize"
     ${quantize} ${model} ${cli_dir}/never.safetensors --codec int4-g100)
   qcodec_cli_failure(bad_codec "unknown codec 'int3'.*usage"
@@ -61,12 +65,17 @@ if(TARGET qcodec_quantize AND TARGET qcodec_inspect)
     ${quantize} ${model} ${cli_dir}/never.safetensors --codec)
   qcodec_cli_failure(bad_input "not-a-model.*cannot open"
     ${quantize} ${cli_dir}/not-a-model.safetensors ${cli_dir}/never.safetensors)
+  # Refused part-way, after kept tensors were added: still no output file.
+  qcodec_cli_failure(bound_missed "tensor 'model.layers.0.[a-z_.]+': rel_err .* exceeds the bound 1e-09"
+    ${quantize} ${model} ${cli_dir}/never.safetensors --max-rel-err 1e-9)
+  qcodec_cli_failure(bad_bound "--max-rel-err needs a finite number >= 0, not 'tiny'.*usage"
+    ${quantize} ${model} ${cli_dir}/never.safetensors --max-rel-err tiny)
   qcodec_cli_failure(quantized_input "already holds qcodec-encoded tensors"
     ${quantize} ${cli_dir}/model.int8.safetensors ${cli_dir}/never.safetensors)
   set_tests_properties(cli.fails.quantized_input PROPERTIES FIXTURES_REQUIRED qcodec_cli_int8)
   qcodec_cli_failure(inspect_usage "usage: qcodec-inspect" $<TARGET_FILE:qcodec_inspect>)
   qcodec_cli_failure(inspect_not_safetensors "truncated file|header length"
-    $<TARGET_FILE:qcodec_inspect> ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_failure.cmake)
+    $<TARGET_FILE:qcodec_inspect> ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_run.cmake)
 endif()
 
 # libFuzzer target of the reader, built with clang (-fsanitize=fuzzer,address,undefined)

@@ -237,6 +237,19 @@ TEST_CASE("writes are atomic: a failure leaves the target and the directory unto
                     Catch::Contains("cannot create a temporary file"));
   CHECK_FALSE(fs::exists(dir / "missing_dir"));
 
+  // A check of the complete temporary file that throws keeps it from replacing the target.
+  fs::path checked;
+  CHECK_THROWS_WITH(writer.write(target, [&](const fs::path& temp) {
+                      checked = temp;
+                      CHECK(temp != target);
+                      CHECK(io::safetensors_file::open(temp).read_matrix("w") == row_matrix::Ones(2, 3));
+                      qcodec::detail::fail("check refused");
+                    }),
+                    Catch::Contains("check refused"));
+  CHECK_FALSE(checked.empty());
+  CHECK_FALSE(fs::exists(checked));
+  CHECK(read_bytes(target) == content);
+
   writer.write(target);
   CHECK(io::safetensors_file::open(target).read_matrix("w") == row_matrix::Ones(2, 3));
   CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);

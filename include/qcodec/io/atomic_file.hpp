@@ -44,11 +44,17 @@ class file_sink {
   std::string label_;
 };
 
+/// A check of a complete file that accepts every file.
+struct accept_file {
+  void operator()(const std::filesystem::path&) const {}
+};
+
 /// Writes `path` atomically: `produce(file_sink&)` writes the content to a temporary file
-/// that replaces `path` only once complete and synced. If `produce` throws, or any step
-/// fails, `path` is untouched, no temporary file is left, and the exception propagates.
-template <class Producer>
-void write_file_atomically(const std::filesystem::path& path, Producer&& produce) {
+/// that replaces `path` only once complete and synced, and once `check(temporary_path)` has
+/// returned (e.g. read the file back). If `produce` or `check` throws, or any step fails,
+/// `path` is untouched, no temporary file is left, and the exception propagates.
+template <class Producer, class Check = accept_file>
+void write_file_atomically(const std::filesystem::path& path, Producer&& produce, Check&& check = {}) {
   const std::filesystem::path directory =
       path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
   // The temporary file gets the mode the target would get: an existing target's own mode,
@@ -78,6 +84,7 @@ void write_file_atomically(const std::filesystem::path& path, Producer&& produce
     if (::fsync(fd) != 0) qcodec::detail::fail(path.string(), ": fsync failed: ", std::strerror(errno));
     open = false;
     if (::close(fd) != 0) qcodec::detail::fail(path.string(), ": close failed: ", std::strerror(errno));
+    check(std::filesystem::path(temp));
     if (::rename(temp.c_str(), path.c_str()) != 0)
       qcodec::detail::fail(path.string(), ": cannot rename the temporary file into place: ",
                    std::strerror(errno));

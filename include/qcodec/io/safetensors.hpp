@@ -22,6 +22,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -339,14 +340,17 @@ class safetensors_writer {
   std::size_t file_size() const { return 8 + header_text().size() + data_size(); }
 
   /// Writes the file atomically (temporary file, fsync, rename): on failure `path` is untouched.
-  void write(const std::filesystem::path& path) const {
+  /// `check(temporary_path)` may read the complete file before it replaces `path`, and throw to
+  /// keep it from doing so (write_file_atomically).
+  template <class Check = accept_file>
+  void write(const std::filesystem::path& path, Check&& check = {}) const {
     const std::string header = header_text();
     write_file_atomically(path, [&](file_sink& sink) {
       const std::uint64_t length = header.size();
       sink.write(std::as_bytes(std::span(&length, 1)));
       sink.write(std::as_bytes(std::span(header)));
       for (const entry& e : entries_) sink.write(e.bytes());
-    });
+    }, std::forward<Check>(check));
   }
 
  private:
