@@ -253,6 +253,11 @@ TEST_CASE("writes are atomic: a failure leaves the target and the directory unto
   writer.write(target);
   CHECK(io::safetensors_file::open(target).read_matrix("w") == row_matrix::Ones(2, 3));
   CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
+
+  // A 250-byte name (NAME_MAX is 255) still gets a temporary file of a valid length.
+  const fs::path long_target = dir / (std::string(238, 'n') + ".safetensors");
+  writer.write(long_target);
+  CHECK(io::safetensors_file::open(long_target).read_matrix("w") == row_matrix::Ones(2, 3));
 }
 
 TEST_CASE("an atomic write keeps the target's mode, and a new file gets 0666 less the umask") {

@@ -61,7 +61,8 @@ void write_file_atomically(const std::filesystem::path& path, Producer&& produce
   // else 0666 less the umask (applied by the kernel to open's mode; mkstemp would force 0600).
   struct stat target_status {};
   const bool replacing = ::stat(path.c_str(), &target_status) == 0;
-  const std::string prefix = "." + path.filename().string() + ".tmp-";
+  // At most 100 bytes of the target's name: the suffix adds about 40, and a name may be 255.
+  const std::string prefix = "." + path.filename().string().substr(0, 100) + ".tmp-";
   std::string temp;
   int fd = -1;
   for (unsigned attempt = 0; fd < 0 && attempt < 100; ++attempt) {
