@@ -5,9 +5,9 @@
 /// own scale (and zero point) for INT8/INT4 per-row codecs; its own scale for QINS, whose
 /// LUT is shared by the cache: the LUT of the first token with a non-zero value (the
 /// MSE-minimising span of qins::encode) is kept, and every later token is coded against its
-/// very levels (qins::encode_with_lut_of), so one LUT decodes every row. Tokens before it are all zero, stored as code 0, exact under any LUT. Values are
-/// decoded to FP32 before any arithmetic (QINS is a codec at rest). Keys are not encoded
-/// here: they may stay FP16 (`half`).
+/// very levels (qins::encode_with_lut_of), so one LUT decodes every row. Tokens before it are
+/// all zero, stored as code 0, exact under any LUT. Values are decoded to FP32 before any
+/// arithmetic (QINS is a codec at rest). Keys are not encoded here: they may stay FP16 (`half`).
 
 #include <algorithm>
 #include <cstddef>
