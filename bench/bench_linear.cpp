@@ -26,6 +26,9 @@
 
 #include "synthetic_weights.hpp"
 
+#define QCODEC_KERNELS "int8_dot_peak-inl.hpp"
+#include <qcodec/core/simd/foreach_target.hpp>
+
 namespace {
 
 using qcodec::index_t;
@@ -158,21 +161,12 @@ void read_bandwidth(benchmark::State& state, int threads) {
 /// needs b * f * B MACs/s from INT8 codes (one MAC per weight byte and activation row),
 /// 2 b f B from INT4.
 void int8_dot_peak(benchmark::State& state) {
-  using backend = qcodec::simd::native;
-  constexpr index_t lanes = backend::panel_rows;
-  alignas(64) static const std::int8_t q[4] = {3, -1, 2, -3};
-  alignas(64) std::uint8_t bytes[4 * lanes];
-  for (index_t i = 0; i < 4 * lanes; ++i) bytes[i] = static_cast<std::uint8_t>(i * 3);
-  const auto codes = backend::load_quad<8>(bytes, 0);
   constexpr int chains = 12, steps = 4096;
-  for (auto _ : state) {
-    backend::int_vector acc[chains];
-    for (auto& a : acc) a = backend::int_zero();
-    for (int i = 0; i < steps; ++i)
-      for (auto& a : acc) a = backend::dot_quad<8>(a, codes, q);
-    for (auto a : acc) benchmark::DoNotOptimize(a);
-  }
-  state.counters["GMAC/s"] = benchmark::Counter(1e-9 * chains * steps * 4 * lanes,
+  index_t lanes = 0;
+  for (auto _ : state)
+    lanes = qcodec::simd::dispatch([](auto target) { return int8_dot_peak_run(target, steps); });
+  state.SetLabel(std::string(qcodec::simd::target_name(qcodec::simd::active_target())));
+  state.counters["GMAC/s"] = benchmark::Counter(1e-9 * chains * steps * 4 * static_cast<double>(lanes),
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 

@@ -6,7 +6,9 @@ target_compile_options(qcodec_build_settings INTERFACE -Wall -Wextra -Wpedantic
   # and std::string concatenation, inlined deep enough, as overlapping memcpy (GCC PR 105329).
   $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized -Wno-restrict>)
 
-if(QCODEC_SIMD STREQUAL "native")
+if(QCODEC_SIMD STREQUAL "dispatch")
+  # The compiler's default baseline; the kernels of every target are compiled in regardless.
+elseif(QCODEC_SIMD STREQUAL "native")
   target_compile_options(qcodec_build_settings INTERFACE -march=native)
 elseif(QCODEC_SIMD STREQUAL "avx2")
   target_compile_options(qcodec_build_settings INTERFACE -mavx2 -mfma -mf16c)
@@ -17,9 +19,9 @@ elseif(QCODEC_SIMD STREQUAL "avx512")
 elseif(QCODEC_SIMD STREQUAL "none")
   target_compile_definitions(qcodec_build_settings INTERFACE QCODEC_USE_AVX2=0 QCODEC_USE_AVX512=0)
 else()
-  message(FATAL_ERROR "QCODEC_SIMD must be native, avx2, avx512 or none (got '${QCODEC_SIMD}')")
+  message(FATAL_ERROR "QCODEC_SIMD must be dispatch, native, avx2, avx512 or none (got '${QCODEC_SIMD}')")
 endif()
-message(STATUS "qcodec: SIMD level of tests, benchmarks and examples: ${QCODEC_SIMD}")
+message(STATUS "qcodec: SIMD targets of tests, benchmarks and examples: ${QCODEC_SIMD}")
 
 find_package(OpenMP COMPONENTS CXX)
 if(OpenMP_CXX_FOUND)

@@ -12,6 +12,7 @@
 #include <qcodec/qcodec.hpp>
 
 #include "synthetic_weights.hpp"
+#include "targets.hpp"
 
 using namespace qcodec;
 using examples::synthetic_weights;
@@ -117,17 +118,15 @@ TEST_CASE("linear encode caps a huge scale at the largest one that decodes finit
   CHECK(measure_fidelity(w, encoded.decode()).sign_flips == 0);
 }
 
-/// Codecs whose decode has a scalar reference and SIMD backends (the outlier split reuses its
-/// base's decode).
+/// Codecs whose decode has a reference of its own (the outlier split reuses its base's).
 template <class Codec>
-concept has_backend_decode = requires(const typename Codec::storage& s, float* out) {
+concept has_reference_decode = requires(const typename Codec::storage& s, float* out) {
   Codec::decode_rows_ref(s, 0, 0, out);
-  Codec::template decode_rows_with<simd::scalar>(s, 0, 0, out);
 };
 
-TEMPLATE_LIST_TEST_CASE("every compiled SIMD backend decodes bit-exactly like the scalar reference",
+TEMPLATE_LIST_TEST_CASE("every supported SIMD target decodes bit-exactly like the reference",
                         "[contract][simd]", all_codecs) {
-  if constexpr (has_backend_decode<TestType>) {
+  if constexpr (has_reference_decode<TestType>) {
     // Ragged widths (not multiples of 8, 16, 32 or 64), an output pointer off by one float,
     // and exact zeros beside both signs so every code class appears.
     const auto cols = GENERATE(as<index_t>{}, 1, 7, 15, 17, 33, 63, 100, 129, 257, 515);
@@ -136,27 +135,23 @@ TEMPLATE_LIST_TEST_CASE("every compiled SIMD backend decodes bit-exactly like th
     const auto encoded = TestType{}.encode(w);
     std::vector<float> reference(static_cast<std::size_t>(5 * cols));
     TestType::decode_rows_ref(encoded.storage(), 0, 5, reference.data());
-    for_each_codec<simd::compiled_backends>([&](auto backend) {
+    test::for_each_target([&](simd::target) {
       std::vector<float> buffer(reference.size() + 1, -1.0f);
-      TestType::template decode_rows_with<decltype(backend)>(encoded.storage(), 0, 5,
-                                                             buffer.data() + 1);
-      CAPTURE(decltype(backend)::width, cols);
+      encoded.decode_rows(0, 5, buffer.data() + 1);
+      CAPTURE(cols);
       CHECK(std::memcmp(buffer.data() + 1, reference.data(), reference.size() * sizeof(float)) == 0);
       CHECK(buffer[0] == -1.0f);
     });
-    std::vector<float> dispatched(reference.size());
-    encoded.decode_rows(0, 5, dispatched.data());
-    CHECK(dispatched == reference);
   }
 }
 
 /// Codecs with a decode-dot (the fused path of dual_stream_linear).
 template <class Codec>
 concept has_backend_dot = requires(const typename Codec::storage& s, const float* const* x, float* out) {
-  Codec::template dot_row_with<simd::scalar, 1>(s, 0, x, out);
+  Codec::template dot_row<1>(targets::scalar::tag{}, s, 0, x, out);
 };
 
-TEMPLATE_LIST_TEST_CASE("every compiled SIMD backend's decode-dot meets the K + 2 rounding bound",
+TEMPLATE_LIST_TEST_CASE("every supported SIMD target's decode-dot meets the K + 2 rounding bound",
                         "[contract][simd]", all_codecs) {
   if constexpr (has_backend_dot<TestType>) {
     // Ragged widths around the 64-column QINS8 step, activation rows one float off alignment.
@@ -169,14 +164,13 @@ TEMPLATE_LIST_TEST_CASE("every compiled SIMD backend's decode-dot meets the K + 
     // Each output is scale * (a K-term sum) or a K-term sum of rounded products Ŵ x: at most
     // K + 2 roundings, so |out - ref| <= gamma_{K+2} sum |Ŵ| |x| (Higham, eq. 3.5).
     const double n = static_cast<double>(cols + 2), gamma = n * 0x1p-24 / (1 - n * 0x1p-24);
-    for_each_codec<simd::compiled_backends>([&](auto backend) {
-      using Backend = decltype(backend);
+    test::for_each_target([&](simd::target t) { simd::dispatch(t, [&](auto target) {
       std::vector<float> buffer(static_cast<std::size_t>(3 * cols + 1));
       const float* x_rows[3];
       for (index_t b = 0; b < 3; ++b) {
         float* row = buffer.data() + 1 + b * cols;
-        if constexpr (requires { TestType::template order_activations<Backend>(cols, row, row); })
-          TestType::template order_activations<Backend>(cols, x.row(b).data(), row);
+        if constexpr (requires { TestType::order_activations(target, cols, row, row); })
+          TestType::order_activations(target, cols, x.row(b).data(), row);
         else
           std::copy_n(x.row(b).data(), cols, row);
         x_rows[b] = row;
@@ -184,18 +178,18 @@ TEMPLATE_LIST_TEST_CASE("every compiled SIMD backend's decode-dot meets the K + 
       const auto check_rows = [&]<int NB>() {
         for (index_t r = 0; r < rows; ++r) {
           float out[NB];
-          TestType::template dot_row_with<Backend, NB>(encoded.storage(), r, x_rows, out);
+          TestType::template dot_row<NB>(target, encoded.storage(), r, x_rows, out);
           for (int b = 0; b < NB; ++b) {
             const Eigen::VectorXd xb = x.row(b).transpose().template cast<double>();
             const double ref = decoded.row(r).dot(xb);
             const double bound = gamma * decoded.row(r).cwiseAbs().dot(xb.cwiseAbs());
-            CAPTURE(Backend::width, cols, NB, r, b, out[b], ref);
+            CAPTURE(cols, NB, r, b, out[b], ref);
             CHECK(std::abs(out[b] - ref) <= bound);
           }
         }
       };
       check_rows.template operator()<1>();  // one FMA chain per vector of a step
       check_rows.template operator()<3>();  // two chains per activation row
-    });
+    }); });
   }
 }

@@ -10,6 +10,7 @@
 #include <qcodec/ops/integer_gemv.hpp>
 
 #include "synthetic_weights.hpp"
+#include "targets.hpp"
 
 using namespace qcodec;
 using examples::synthetic_weights;
@@ -63,7 +64,7 @@ TEMPLATE_LIST_TEST_CASE("integer gemv matches the FP64 reference within the acti
   const row_matrix x = synthetic_weights(batch, cols, weight_family::outlier_columns, 9 + cols);
   const auto encoded = TestType{}.encode(w);
   CAPTURE(codec_traits<TestType>::name, rows, cols, batch, examples::family_name(family));
-  const row_matrix y = integer_gemv(encoded, x);
+  const row_matrix y = integer_gemv_ref(encoded, x);
   REQUIRE(y.rows() == batch);
   REQUIRE(y.cols() == rows);
   check_against_reference(encoded.decode(), x, y);
@@ -71,15 +72,9 @@ TEMPLATE_LIST_TEST_CASE("integer gemv matches the FP64 reference within the acti
 
 namespace {
 
-/// Runs `body(backend)` for every compiled SIMD backend.
-template <class Body>
-void for_each_backend(Body&& body) {
-  std::apply([&](auto... backend) { (body(backend), ...); }, simd::compiled_backends{});
-}
-
 /// Checks a SIMD integer kernel against the FP64 product of the quantized activations
 /// x^ = s_x q and the decoded weight: the integer parts are exact, and the FP32 part has at
-/// most blocks + 2 roundings (ops/integer_gemv.hpp, detail::integer_panel) plus the rounding of
+/// most blocks + 2 roundings (ops/integer_kernels-inl.hpp, integer_panel) plus the rounding of
 /// each decoded ŵ, so |y - x^ Ŵᵀ| <= (gamma_(blocks + 2) + 2^-24) sum|x^ ŵ|.
 void check_kernel(const row_matrix& decoded, matrix_view x, matrix_view y, index_t blocks) {
   std::vector<std::int8_t> codes(static_cast<std::size_t>(x.cols()));
@@ -106,7 +101,7 @@ void check_kernel(const row_matrix& decoded, matrix_view x, matrix_view y, index
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("every compiled integer kernel matches the quantized FP64 reference",
+TEMPLATE_LIST_TEST_CASE("every supported target's integer kernel matches the quantized FP64 reference",
                         "[integer_gemv][simd]", linear_codecs) {
   // Ragged shapes: columns not multiples of 4/8/16/64, rows not multiples of a panel (8, 16).
   const auto [rows, cols] = GENERATE(table<index_t, index_t>(
@@ -122,11 +117,11 @@ TEMPLATE_LIST_TEST_CASE("every compiled integer kernel matches the quantized FP6
   const index_t block_cols = integer_block_cols(encoded.storage());
   const index_t blocks = (cols + block_cols - 1) / block_cols;
   row_matrix reference(batch, rows);
-  integer_gemv(encoded, x, reference);
-  for_each_backend([&](auto backend) {
-    CAPTURE(codec_traits<TestType>::name, rows, cols, batch, decltype(backend)::width);
+  integer_gemv_ref(encoded, x, reference);
+  test::for_each_target([&](simd::target) {
+    CAPTURE(codec_traits<TestType>::name, rows, cols, batch);
     row_matrix y = row_matrix::Constant(batch, rows, std::nanf(""));
-    integer_gemv_with<decltype(backend)>(encoded, x, y);
+    integer_gemv(encoded, x, y);
     check_kernel(decoded, x, y, blocks);
     check_against_reference(decoded, x, y);
   });
@@ -136,12 +131,11 @@ TEST_CASE("integer_rows writes exactly its rows, also from inside a panel", "[in
   const row_matrix w = synthetic_weights(33, 70, weight_family::heavy_tailed, 8);
   const row_matrix x = synthetic_weights(3, 70, weight_family::gaussian, 9);
   const auto encoded = linear<4, per_group<32>>{}.encode(w);
-  for_each_backend([&](auto backend) {
-    using Backend = decltype(backend);
-    CAPTURE(Backend::width);
+  test::for_each_target([&](simd::target t) {
     row_matrix whole(3, 33);
-    integer_gemv_with<Backend>(encoded, x, whole);
-    const integer_panels<Backend, linear<4, per_group<32>>> panels(encoded.storage());
+    integer_gemv(encoded, x, whole);
+    const integer_panels<linear<4, per_group<32>>> panels(encoded.storage(), t);
+    REQUIRE(panels.target() == t);
     int8_activations a;
     a.quantize(x, panels.block_cols());
     row_matrix y = row_matrix::Constant(3, 33, std::nanf(""));
@@ -161,12 +155,12 @@ TEST_CASE("integer gemv sums long rows without int32 overflow", "[integer_gemv]"
   const row_matrix w = row_matrix::Constant(2, 70000, 0.5f);
   const row_matrix x = row_matrix::Ones(1, 70000);
   const auto encoded = linear<8, per_row, float, symmetry::asymmetric>{}.encode(w);
-  const row_matrix y = integer_gemv(encoded, x);
+  const row_matrix y = integer_gemv_ref(encoded, x);
   CHECK(y(0, 0) > 0);
   check_against_reference(encoded.decode(), x, y);
-  for_each_backend([&](auto backend) {
+  test::for_each_target([&](simd::target) {
     row_matrix fast(1, 2);
-    integer_gemv_with<decltype(backend)>(encoded, x, fast);
+    integer_gemv(encoded, x, fast);
     check_against_reference(encoded.decode(), x, fast);
   });
 }

@@ -3,7 +3,9 @@
 /// written once: a storage derives from array_visiting<itself> and defines the static
 /// `visit_arrays_of(self, visitor)` template, which visits self's arrays in its fixed order.
 
-namespace qcodec::detail {
+#include "qcodec/config.hpp"
+
+namespace qcodec::inline QCODEC_ABI::detail {
 
 template <class Storage>
 struct array_visiting {
@@ -17,4 +19,4 @@ struct array_visiting {
   }
 };
 
-}  // namespace qcodec::detail
+}  // namespace qcodec::inline QCODEC_ABI::detail

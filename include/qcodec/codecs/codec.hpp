@@ -27,10 +27,11 @@
 #include <type_traits>
 #include <utility>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/matrix.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 /// Static facts about a codec; every codec specialises it next to its definition.
 template <class Codec>
@@ -127,4 +128,4 @@ struct fixed_name {
 };
 
 }  // namespace detail
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

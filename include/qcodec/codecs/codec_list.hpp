@@ -7,8 +7,9 @@
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/outlier_split.hpp"
 #include "qcodec/codecs/qins.hpp"
+#include "qcodec/config.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 namespace detail {
 
@@ -60,4 +61,4 @@ void for_each_codec(F&& f) {
   [&]<class... Codecs>(std::tuple<Codecs...>*) { (f(Codecs{}), ...); }(static_cast<List*>(nullptr));
 }
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

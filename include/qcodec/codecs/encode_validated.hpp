@@ -4,9 +4,10 @@
 #include <string_view>
 
 #include "qcodec/codecs/codec.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/core/fidelity.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 template <class Codec>
 struct validated_encoding {
@@ -26,4 +27,4 @@ validated_encoding<Codec> encode_validated(const Codec& codec, matrix_view w,
   return {std::move(encoded), report};
 }
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

@@ -23,12 +23,13 @@
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear_math.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/core/bit_packing.hpp"
 #include "qcodec/core/clipping.hpp"
 #include "qcodec/core/half.hpp"
 #include "qcodec/core/simd.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 /// One scale for the whole tensor.
 struct per_tensor {};
@@ -137,74 +138,28 @@ class linear {
     return encoded_matrix<linear>(std::move(s));
   }
 
-  /// Decodes rows [first, last) with the build's SIMD backend; bit-exact with decode_rows_ref.
+  /// Decodes rows [first, last) with the kernel of the active SIMD target
+  /// (codecs/linear_kernels-inl.hpp); bit-exact with decode_rows_ref.
   static void decode_rows(const storage& s, index_t first, index_t last, float* out) {
-    decode_rows_with<simd::native>(s, first, last, out);
+    simd::dispatch([&](auto target) { linear_decode_rows<linear>(target, s, first, last, out); });
   }
 
-  /// The scalar reference decode: the specification every faster path is tested against.
+  /// The specification: one element at a time, each with its own block's scale and offset.
   static void decode_rows_ref(const storage& s, index_t first, index_t last, float* out) {
-    decode_rows_with<simd::scalar>(s, first, last, out);
+    for (index_t r = first; r < last; ++r, out += s.cols)
+      for (index_t c = 0; c < s.cols; ++c) {
+        const index_t block = s.block_index(r, c / s.group_size());
+        out[c] = linear_math::dequantize(unpack_code<Bits>(s.codes.data() + r * s.row_bytes(), c), s.offset(block),
+                                         static_cast<float>(s.scales[static_cast<std::size_t>(block)]));
+      }
   }
 
-  template <class Backend>
-  static void decode_rows_with(const storage& s, index_t first, index_t last, float* out) {
-    for (index_t r = first; r < last; ++r, out += s.cols) {
-      const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
-      // Group starts are even (0 or a multiple of 32) and the width is even, so INT4 steps
-      // always start on a byte boundary.
-      for (index_t c0 = 0; c0 < s.cols; c0 += s.group_size()) {
-        const params p = block_params(s, s.block_index(r, c0 / s.group_size()));
-        const index_t c1 = std::min(s.cols, c0 + s.group_size());
-        index_t c = c0;
-        for (; c + Backend::width <= c1; c += Backend::width)
-          Backend::template dequantize_linear<Bits>(row, c, p.offset, p.scale, out + c);
-        for (; c < c1; ++c)
-          simd::scalar::dequantize_linear<Bits>(row, c, p.offset, p.scale, out + c);
-      }
-    }
-  }
-
-  /// out[b] = sum_c Ŵ(r, c) x[b][c] for b < NB, decoding row r in registers with `Backend`:
-  /// the same decoded values as decode_rows_ref, summed in another order (two accumulators
-  /// per lane, then the lanes, then the ragged tail). With `cached` (the decoded weight) the
-  /// values are read from it instead, in the same order, giving the same bits.
-  template <class Backend, int NB>
-  static void dot_row_with(const storage& s, index_t r, const float* const* x, float* out,
-                           const float* cached = nullptr) {
-    const float* cached_row = cached == nullptr ? nullptr : cached + r * s.cols;
-    constexpr index_t w = Backend::width;
-    const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
-    decltype(Backend::float_zero()) acc[2][NB];
-    for (auto& lane : acc)
-      for (auto& a : lane) a = Backend::float_zero();
-    const auto decoded = [&](index_t c, params p) {
-      return cached_row ? Backend::load(cached_row + c)
-                        : Backend::template dequantize_linear_vector<Bits>(row, c, p.offset, p.scale);
-    };
-    float tail[NB] = {};
-    for (index_t c0 = 0; c0 < s.cols; c0 += s.group_size()) {
-      const params p = block_params(s, s.block_index(r, c0 / s.group_size()));
-      const index_t c1 = std::min(s.cols, c0 + s.group_size());
-      index_t c = c0;
-      for (; c + 2 * w <= c1; c += 2 * w) {
-        const auto w0 = decoded(c, p), w1 = decoded(c + w, p);
-        for (int b = 0; b < NB; ++b) {
-          acc[0][b] = Backend::fmadd(w0, Backend::load(x[b] + c), acc[0][b]);
-          acc[1][b] = Backend::fmadd(w1, Backend::load(x[b] + c + w), acc[1][b]);
-        }
-      }
-      for (; c + w <= c1; c += w) {
-        const auto w0 = decoded(c, p);
-        for (int b = 0; b < NB; ++b) acc[0][b] = Backend::fmadd(w0, Backend::load(x[b] + c), acc[0][b]);
-      }
-      for (; c < c1; ++c) {
-        const float value = cached_row ? cached_row[c]
-                                       : simd::scalar::dequantize_linear_vector<Bits>(row, c, p.offset, p.scale);
-        for (int b = 0; b < NB; ++b) tail[b] = std::fma(value, x[b][c], tail[b]);  // explicit: same bits with or without -ffp-contract
-      }
-    }
-    for (int b = 0; b < NB; ++b) out[b] = (Backend::reduce(acc[0][b]) + Backend::reduce(acc[1][b])) + tail[b];
+  /// out[b] = sum_c Ŵ(r, c) x[b][c] for b < NB, decoding row r in registers with the kernel
+  /// of `target` (linear_dot_row); with `cached`, reads the decoded row from it instead.
+  template <int NB, class Target>
+  static void dot_row(Target target, const storage& s, index_t r, const float* const* x, float* out,
+                      const float* cached = nullptr) {
+    linear_dot_row<linear, NB>(target, s, r, x, out, cached);
   }
 
   static void validate(const storage& s, std::string_view name) {
@@ -384,4 +339,7 @@ struct codec_traits<linear<Bits, Granularity, Scale, Symmetry>> {
 static_assert(codec<linear<8>>);
 static_assert(codec<linear<4, per_group<128>, half, symmetry::asymmetric>>);
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI
+
+#define QCODEC_KERNELS "qcodec/codecs/linear_kernels-inl.hpp"
+#include "qcodec/core/simd/foreach_target.hpp"

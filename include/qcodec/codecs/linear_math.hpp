@@ -12,7 +12,7 @@
 
 #include "qcodec/config.hpp"
 
-namespace qcodec::linear_math {
+namespace qcodec::inline QCODEC_ABI::linear_math {
 
 /// Index of the scale (and zero point) of column group `group` of row `row`: blocks are
 /// row-major, `groups_per_row` per row (1 for per-row scales); a per-tensor scale is block 0.
@@ -36,4 +36,4 @@ QCODEC_HD unsigned quantize(float w, float scale, int offset, int min_code, int 
   return static_cast<unsigned>(q < low ? low : (q > high ? high : q));
 }
 
-}  // namespace qcodec::linear_math
+}  // namespace qcodec::inline QCODEC_ABI::linear_math

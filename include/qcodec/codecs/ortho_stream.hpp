@@ -24,11 +24,12 @@
 #include <vector>
 
 #include "qcodec/codecs/storage_checks.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/half.hpp"
 #include "qcodec/core/matrix.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 struct ortho_stream {
   index_t rows = 0, cols = 0;
@@ -171,4 +172,4 @@ inline half ortho_value(float residual, float scale) {
 }
 
 }  // namespace detail
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

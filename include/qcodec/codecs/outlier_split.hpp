@@ -24,9 +24,10 @@
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/ortho_stream.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/core/clipping.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 template <codec Base>
 class outlier_split {
@@ -150,4 +151,4 @@ struct codec_traits<outlier_split<Base>> {
 static_assert(codec<outlier_split<linear<4, per_group<128>>>>);
 static_assert(codec<outlier_split<linear<8, per_row, half, symmetry::asymmetric>>>);
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

@@ -31,10 +31,11 @@
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/qins_math.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/core/bit_packing.hpp"
 #include "qcodec/core/simd.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 template <int Bits>
 class qins {
@@ -100,9 +101,10 @@ class qins {
   /// Ratio rho of adjacent levels, as stored in the LUT.
   static double rho(const storage& s) { return std::exp2(-span_octaves(s) / (max_magnitude - 1)); }
 
-  /// Decodes rows [first, last) with the build's SIMD backend; bit-exact with decode_rows_ref.
+  /// Decodes rows [first, last) with the kernel of the active SIMD target
+  /// (codecs/qins_kernels-inl.hpp); bit-exact with decode_rows_ref.
   static void decode_rows(const storage& s, index_t first, index_t last, float* out) {
-    decode_rows_with<simd::native>(s, first, last, out);
+    simd::dispatch([&](auto target) { qins_decode_rows<qins>(target, s, first, last, out); });
   }
 
   /// The scalar reference decode: the specification every faster path is tested against.
@@ -114,90 +116,21 @@ class qins {
     }
   }
 
-  /// Decodes with `Backend`'s in-register LUT lookups (widths are even, so INT4 steps start
-  /// on a byte): signed levels times the row scale, as decode_rows_ref.
-  template <class Backend>
-  static void decode_rows_with(const storage& s, index_t first, index_t last, float* out) {
-    constexpr index_t w = Backend::width, step = Backend::template qins_step<Bits>;
-    if (first == last) return;  // an empty storage (e.g. a cleared cache) has no LUT to load
-    const typename Backend::template qins_table<Bits> table(s.lut.data());
-    for (index_t r = first; r < last; ++r, out += s.cols) {
-      const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
-      const float scale = s.scales[static_cast<std::size_t>(r)];
-      index_t c = 0;
-      for (; c + step <= s.cols; c += step) {
-        decltype(Backend::float_zero()) levels[step / w];
-        Backend::template qins_levels_step<Bits>(table, row, c, levels);
-        for (index_t v = 0; v < step / w; ++v) Backend::store(out + c + v * w, Backend::multiply(levels[v], scale));
-      }
-      for (; c + w <= s.cols; c += w)
-        Backend::store(out + c, Backend::multiply(Backend::template qins_levels<Bits>(table, row, c), scale));
-      for (; c < s.cols; ++c) out[c] = qins_math::decode(unpack_code<Bits>(row, c), s.lut.data(), scale);
-    }
+  /// An activation row x (cols values) in the order dot_row with `target` reads it
+  /// (qins_order_activations).
+  template <class Target>
+  static void order_activations(Target target, index_t cols, const float* x, float* out) {
+    qins_order_activations<qins>(target, cols, x, out);
   }
 
-  /// An activation row x (cols values) in the order dot_row_with<Backend> reads it: within
-  /// each whole step of Backend::qins_step<Bits> columns, position p holds column
-  /// Backend::qins_dot_column<Bits>(p) of the step; the ragged tail stays in column order.
-  template <class Backend>
-  static void order_activations(index_t cols, const float* x, float* out) {
-    constexpr index_t step = Backend::template qins_step<Bits>;
-    index_t c = 0;
-    for (; c + step <= cols; c += step)
-      for (index_t p = 0; p < step; ++p) out[c + p] = x[c + Backend::template qins_dot_column<Bits>(p)];
-    for (; c < cols; ++c) out[c] = x[c];
-  }
-
-  /// out[b] = sum_c Ŵ(r, c) x_b(c) for b < NB with `Backend`, where x[b] holds x_b as
-  /// order_activations<Backend> leaves it. Computed as scale_r * sum_c lut[code(r, c)] x_b(c):
-  /// the signed levels looked up in registers (in the step order the backend produces
-  /// cheapest) and summed in another order than a plain loop (independent accumulators per
-  /// lane, then the lanes, then the ragged tail), the row scale applied once to the sum.
-  /// Against sum_c Ŵ(r, c) x_b(c) that is K + 2 FP32 roundings (the K-term sum, the product
-  /// with the scale, the rounding of each Ŵ = lut * scale). The decoded cache is not read
-  /// (the parameter keeps the op's one call): its 4-byte values are slower to stream than the
-  /// 1-byte codes are to decode here, and the same bits come either way.
-  template <class Backend, int NB>
-  static void dot_row_with(const storage& s, index_t r, const float* const* x, float* out,
-                           const float* /*cached*/ = nullptr) {
-    constexpr index_t w = Backend::width, step = Backend::template qins_step<Bits>, vectors = step / w;
-    // Independent FMA chains per activation row: one per vector of a step for a lone row.
-    constexpr index_t chains = NB == 1 ? vectors : 2;
-    using vector = decltype(Backend::float_zero());
-    const typename Backend::template qins_table<Bits> table(s.lut.data());
-    const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
-    vector acc[chains][NB];
-    for (auto& chain : acc)
-      for (auto& a : chain) a = Backend::float_zero();
-    index_t c = 0;
-    for (; c + step <= s.cols; c += step) {
-      simd::prefetch_ahead<simd::pace::slow>(row + packed_bytes<Bits>(c));
-      vector levels[vectors];
-      Backend::template qins_levels_step<Bits, false>(table, row, c, levels);
-      // Unrolled early: otherwise GCC 12 keeps acc in memory and stores every accumulator on
-      // every step.
-#pragma GCC unroll 16
-      for (index_t v = 0; v < vectors; ++v)
-#pragma GCC unroll 16
-        for (int b = 0; b < NB; ++b)
-          acc[v % chains][b] = Backend::fmadd(levels[v], Backend::load(x[b] + c + v * w), acc[v % chains][b]);
-    }
-    vector total[NB];
-    for (int b = 0; b < NB; ++b) {
-      total[b] = acc[0][b];
-      for (index_t i = 1; i < chains; ++i) total[b] = Backend::add(total[b], acc[i][b]);
-    }
-    for (; c + w <= s.cols; c += w) {
-      const auto levels = Backend::template qins_levels<Bits>(table, row, c);
-      for (int b = 0; b < NB; ++b) total[b] = Backend::fmadd(levels, Backend::load(x[b] + c), total[b]);
-    }
-    float tail[NB] = {};
-    for (; c < s.cols; ++c) {
-      const float level = s.lut[unpack_code<Bits>(row, c)];
-      for (int b = 0; b < NB; ++b) tail[b] = std::fma(level, x[b][c], tail[b]);
-    }
-    const float scale = s.scales[static_cast<std::size_t>(r)];
-    for (int b = 0; b < NB; ++b) out[b] = scale * (Backend::reduce(total[b]) + tail[b]);
+  /// out[b] = sum_c Ŵ(r, c) x_b(c) for b < NB with the kernel of `target` (qins_dot_row), x[b]
+  /// as order_activations leaves it. The decoded cache is not read (the parameter keeps the
+  /// op's one call): its 4-byte values are slower to stream than the 1-byte codes are to
+  /// decode here, and the same bits come either way.
+  template <int NB, class Target>
+  static void dot_row(Target target, const storage& s, index_t r, const float* const* x, float* out,
+                      const float* /*cached*/ = nullptr) {
+    qins_dot_row<qins, NB>(target, s, r, x, out);
   }
 
   static void validate(const storage& s, std::string_view name) {
@@ -394,4 +327,7 @@ struct codec_traits<qins<Bits>> {
 static_assert(codec<qins<8>>);
 static_assert(codec<qins<4>>);
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI
+
+#define QCODEC_KERNELS "qcodec/codecs/qins_kernels-inl.hpp"
+#include "qcodec/core/simd/foreach_target.hpp"

@@ -17,7 +17,7 @@
 
 #include "qcodec/config.hpp"
 
-namespace qcodec::qins_math {
+namespace qcodec::inline QCODEC_ABI::qins_math {
 
 /// Normalised magnitude rho^(m-1) = 2^-((m-1) * step_octaves) of magnitude code m >= 1.
 QCODEC_HD float level(int m, double step_octaves) {
@@ -76,4 +76,4 @@ QCODEC_HD unsigned encode(float w, const float* levels, int max_magnitude, float
   return sign | m;
 }
 
-}  // namespace qcodec::qins_math
+}  // namespace qcodec::inline QCODEC_ABI::qins_math

@@ -6,10 +6,11 @@
 #include <cstddef>
 #include <string_view>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/matrix.hpp"
 
-namespace qcodec::detail {
+namespace qcodec::inline QCODEC_ABI::detail {
 
 /// Throws unless rows and cols are both positive.
 inline void require_shape(std::string_view tensor, index_t rows, index_t cols) {
@@ -34,4 +35,4 @@ void require_scales(std::string_view tensor, const Scales& scales) {
   }
 }
 
-}  // namespace qcodec::detail
+}  // namespace qcodec::inline QCODEC_ABI::detail

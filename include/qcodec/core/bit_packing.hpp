@@ -4,9 +4,9 @@
 #include <cstdint>
 
 #include "qcodec/config.hpp"
-#include "qcodec/core/matrix.hpp"
+#include "qcodec/core/index.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 /// Bytes holding `count` codes of `Bits` bits; a row is padded to whole bytes.
 template <int Bits>
@@ -37,4 +37,4 @@ inline void pack_code(std::uint8_t* row, index_t i, unsigned code) {
   }
 }
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

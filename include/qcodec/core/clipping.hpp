@@ -9,10 +9,11 @@
 #include <span>
 #include <vector>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/matrix.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 enum class clip_method {
   /// Clips at each block's largest magnitude: nothing is clipped, the step is widest.
@@ -73,4 +74,4 @@ inline float tensor_clip_limit(matrix_view w, const clip_rule& rule, std::string
 }
 
 }  // namespace detail
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

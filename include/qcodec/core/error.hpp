@@ -6,15 +6,21 @@
 #include <string>
 #include <utility>
 
+#include "qcodec/config.hpp"
+
 namespace qcodec {
 
 /// Reports bad input or a violated bound; the message names the tensor, row or file at fault.
+/// Outside the ABI namespace (config.hpp): one type for every translation unit, so a handler
+/// catches it whatever flags the code that threw it was built with.
 class error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-namespace detail {
+}  // namespace qcodec
+
+namespace qcodec::inline QCODEC_ABI::detail {
 
 template <class... Parts>
 [[noreturn]] void fail(Parts&&... parts) {
@@ -24,5 +30,4 @@ template <class... Parts>
   throw error(message.str());
 }
 
-}  // namespace detail
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI::detail

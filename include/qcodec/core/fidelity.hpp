@@ -7,10 +7,11 @@
 #include <ostream>
 #include <string_view>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/matrix.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 /// How far a reconstruction Ŵ is from W.
 struct fidelity_report {
@@ -95,4 +96,4 @@ inline std::ostream& operator<<(std::ostream& out, const fidelity_report& r) {
              << " sign_flips=" << r.sign_flips;
 }
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

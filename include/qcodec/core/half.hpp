@@ -3,7 +3,9 @@
 
 #include <Eigen/Core>
 
-namespace qcodec {
+#include "qcodec/config.hpp"
+
+namespace qcodec::inline QCODEC_ABI {
 
 /// 16-bit float as stored at rest; converts to float exactly and from float round-to-nearest-even.
 using half = Eigen::half;
@@ -18,4 +20,4 @@ constexpr float max_finite() {
   return std::same_as<T, half> ? 65504.0f : 3.40282347e38f;
 }
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

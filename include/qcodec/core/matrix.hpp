@@ -7,11 +7,11 @@
 
 #include <Eigen/Core>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
+#include "qcodec/core/index.hpp"
 
-namespace qcodec {
-
-using index_t = std::ptrdiff_t;
+namespace qcodec::inline QCODEC_ABI {
 
 /// Row-major FP32 matrix: a weight is rows x cols = out_features x in_features.
 using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -37,4 +37,4 @@ inline void require_finite_nonempty(matrix_view w, std::string_view name) {
 }
 
 }  // namespace detail
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

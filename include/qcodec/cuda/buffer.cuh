@@ -9,9 +9,10 @@
 
 #include <cuda_runtime.h>
 
+#include "qcodec/config.hpp"
 #include "qcodec/cuda/error.cuh"
 
-namespace qcodec::cuda {
+namespace qcodec::inline QCODEC_ABI::cuda {
 
 /// A device array of `size()` elements of trivially copyable T, freed on destruction.
 template <class T>
@@ -69,4 +70,4 @@ class device_buffer {
   std::size_t size_ = 0;
 };
 
-}  // namespace qcodec::cuda
+}  // namespace qcodec::inline QCODEC_ABI::cuda

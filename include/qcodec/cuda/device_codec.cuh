@@ -26,12 +26,13 @@
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/outlier_split.hpp"
 #include "qcodec/codecs/qins.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/core/bit_packing.hpp"
 #include "qcodec/cuda/buffer.cuh"
 #include "qcodec/cuda/element.cuh"
 #include "qcodec/cuda/launch_geometry.cuh"
 
-namespace qcodec::cuda {
+namespace qcodec::inline QCODEC_ABI::cuda {
 
 /// Device layout of a codec; specialised below for each codec family.
 template <class Codec>
@@ -343,4 +344,4 @@ struct device_codec<outlier_split<Base>> {
   };
 };
 
-}  // namespace qcodec::cuda
+}  // namespace qcodec::inline QCODEC_ABI::cuda

@@ -20,6 +20,7 @@
 #include <cuda_runtime.h>
 
 #include "qcodec/codecs/codec.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/cuda/buffer.cuh"
 #include "qcodec/cuda/device_codec.cuh"
 #include "qcodec/cuda/element.cuh"
@@ -27,7 +28,7 @@
 #include "qcodec/cuda/kernels.cuh"
 #include "qcodec/cuda/launch_geometry.cuh"
 
-namespace qcodec::cuda {
+namespace qcodec::inline QCODEC_ABI::cuda {
 
 /// Scratch of the device op: device memory for decoded tiles and cuBLAS, and a cuBLAS
 /// handle. Not shared between streams running at the same time.
@@ -177,4 +178,4 @@ class dual_stream_linear {
   float alpha_ = 1.0f;
 };
 
-}  // namespace qcodec::cuda
+}  // namespace qcodec::inline QCODEC_ABI::cuda

@@ -10,7 +10,7 @@
 
 #include "qcodec/config.hpp"
 
-namespace qcodec::cuda {
+namespace qcodec::inline QCODEC_ABI::cuda {
 
 /// Conversions and cuBLAS type of a device element type.
 template <class T>
@@ -49,4 +49,4 @@ QCODEC_HD float half_bits_to_float(unsigned short bits) {
   return __half2float(__half(raw));
 }
 
-}  // namespace qcodec::cuda
+}  // namespace qcodec::inline QCODEC_ABI::cuda

@@ -8,9 +8,10 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 
-namespace qcodec::cuda {
+namespace qcodec::inline QCODEC_ABI::cuda {
 
 /// Throws qcodec::error naming `what` unless `status` is cudaSuccess.
 inline void check(cudaError_t status, std::string_view what) {
@@ -47,4 +48,4 @@ inline int device_count(std::string* why_none = nullptr) {
   return count;
 }
 
-}  // namespace qcodec::cuda
+}  // namespace qcodec::inline QCODEC_ABI::cuda

@@ -10,12 +10,13 @@
 
 #include <cuda_runtime.h>
 
+#include "qcodec/config.hpp"
 #include "qcodec/cuda/device_codec.cuh"
 #include "qcodec/cuda/element.cuh"
 #include "qcodec/cuda/error.cuh"
 #include "qcodec/cuda/launch_geometry.cuh"
 
-namespace qcodec::cuda {
+namespace qcodec::inline QCODEC_ABI::cuda {
 namespace kernels {
 
 /// out[j] = p[j] as float, j < N: 16-byte vector loads when `p` is 16-byte aligned (rows of x
@@ -214,4 +215,4 @@ void add_bias(const float* results, const float* bias, index_t rows, index_t bat
   check_launch("add_bias kernel");
 }
 
-}  // namespace qcodec::cuda
+}  // namespace qcodec::inline QCODEC_ABI::cuda

@@ -14,7 +14,7 @@
 #  define QCODEC_CUDA_UNROLL
 #endif
 
-namespace qcodec::cuda {
+namespace qcodec::inline QCODEC_ABI::cuda {
 
 /// Bytes of packed codes one thread loads at once (one 16-byte vector load).
 inline constexpr index_t chunk_bytes = 16;
@@ -100,4 +100,4 @@ constexpr std::size_t gemm_workspace_bytes(index_t tile_rows, index_t cols, std:
   return cublas_workspace_bytes + gemm_tile_bytes(tile_rows, cols, element_bytes, fp32_batch);
 }
 
-}  // namespace qcodec::cuda
+}  // namespace qcodec::inline QCODEC_ABI::cuda

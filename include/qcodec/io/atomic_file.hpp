@@ -17,9 +17,10 @@
 #include <span>
 #include <string>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 
-namespace qcodec::io {
+namespace qcodec::inline QCODEC_ABI::io {
 
 /// Sink handed to the producer of an atomically written file.
 class file_sink {
@@ -103,4 +104,4 @@ void write_file_atomically(const std::filesystem::path& path, Producer&& produce
   }
 }
 
-}  // namespace qcodec::io
+}  // namespace qcodec::inline QCODEC_ABI::io

@@ -10,9 +10,10 @@
 
 #include <Eigen/Core>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/half.hpp"
 
-namespace qcodec::io {
+namespace qcodec::inline QCODEC_ABI::io {
 
 static_assert(std::endian::native == std::endian::little,
               "qcodec: safetensors data is little-endian; big-endian hosts are not supported");
@@ -61,4 +62,4 @@ constexpr dtype dtype_of() {
 template <class T>
 concept has_dtype = requires { dtype_of<T>(); } && std::is_trivially_copyable_v<T>;
 
-}  // namespace qcodec::io
+}  // namespace qcodec::inline QCODEC_ABI::io

@@ -21,9 +21,10 @@
 
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/codec_list.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/io/safetensors.hpp"
 
-namespace qcodec::io {
+namespace qcodec::inline QCODEC_ABI::io {
 
 /// Version of the encoded-tensor layout written by this library; readers reject others.
 inline constexpr int encoded_format_version = 1;
@@ -226,4 +227,4 @@ row_matrix decode_tensor(const safetensors_file& file, std::string_view name) {
   return out;
 }
 
-}  // namespace qcodec::io
+}  // namespace qcodec::inline QCODEC_ABI::io

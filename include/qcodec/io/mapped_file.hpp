@@ -14,9 +14,10 @@
 #include <string>
 #include <utility>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 
-namespace qcodec::io {
+namespace qcodec::inline QCODEC_ABI::io {
 
 /// Owns a read-only mapping of a regular file; bytes() stays valid until destruction
 /// (a move keeps the same address).
@@ -73,4 +74,4 @@ class mapped_file {
   std::size_t size_ = 0;
 };
 
-}  // namespace qcodec::io
+}  // namespace qcodec::inline QCODEC_ABI::io

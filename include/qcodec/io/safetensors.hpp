@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/half.hpp"
 #include "qcodec/core/matrix.hpp"
@@ -34,7 +35,7 @@
 #include "qcodec/io/dtype.hpp"
 #include "qcodec/io/mapped_file.hpp"
 
-namespace qcodec::io {
+namespace qcodec::inline QCODEC_ABI::io {
 
 /// Largest header the reader accepts (the reference implementation's limit).
 inline constexpr std::uint64_t max_header_bytes = 100u << 20;
@@ -406,4 +407,4 @@ class safetensors_writer {
   std::map<std::string, std::string> metadata_;
 };
 
-}  // namespace qcodec::io
+}  // namespace qcodec::inline QCODEC_ABI::io

@@ -20,10 +20,11 @@
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/qins.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/matrix.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 namespace detail {
 
@@ -137,4 +138,4 @@ class value_cache {
   bool lut_fixed_ = false;
 };
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <memory>
 
-namespace qcodec::detail {
+#include "qcodec/config.hpp"
+
+namespace qcodec::inline QCODEC_ABI::detail {
 
 /// Owns `size()` values of T starting on a 64-byte boundary; reserve reallocates only to grow
 /// and leaves new contents uninitialised.
@@ -36,4 +38,4 @@ class aligned_array {
 
 using aligned_buffer = aligned_array<float>;
 
-}  // namespace qcodec::detail
+}  // namespace qcodec::inline QCODEC_ABI::detail

@@ -7,7 +7,7 @@
 /// never on the thread count; each tile is computed by one thread, with no reduction across
 /// threads, so the result is bit-identical for any number of threads. Per tile:
 ///  - batch <= gemv_max_batch (fused decode-GEMV): each row of the tile is decoded in SIMD
-///    registers and multiplied with up to 4 activation rows at once (base_codec::dot_row_with;
+///    registers and multiplied with up to 4 activation rows at once (base_codec::dot_row;
 ///    QINS reads them in the order its decode produces, reordered once per forward); the FP32
 ///    weight is never materialised;
 ///  - larger batches (tiled decode-then-GEMM): a taller tile (sized to the L2 cache) is decoded
@@ -15,7 +15,7 @@
 ///  - then alpha · x · Oᵀ for the tile's rows (sparse, FP32, in column order) and the bias.
 /// With the opt-in cache, tiles are read from a decoded copy of B instead of decoding: same
 /// tiles, same arithmetic, same bits (QINS's fused decode-dot decodes anyway: its 1-byte codes
-/// stream faster than the 4-byte cache, see qins::dot_row_with).
+/// stream faster than the 4-byte cache, see qins::dot_row).
 /// Opt-in integer domain (linear codecs only, `set_integer_domain`): every batch size is served
 /// by the SIMD integer kernel of ops/integer_gemv.hpp — activations quantized once per forward
 /// to int8 per row, integer dot products (vpdpbusd where present) against a copy of the codes
@@ -49,7 +49,7 @@
 #  include <omp.h>
 #endif
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 namespace detail {
 
@@ -162,12 +162,18 @@ class dual_stream_linear {
     if (batch == 0) return;
     if constexpr (is_linear_codec<base_codec>)
       if (panels_) return forward_integer(x, y);
-    const bool fused = batch <= gemv_max_batch_;
     reserve_workspaces(detail::op_thread_count());
-    const matrix_view dot_x = fused ? dot_activations(x) : x;
-    for_each_tile(x, y, fused ? gemv_tile_rows_ : gemm_tile_rows_, [&](index_t first, index_t last) {
-      if (fused) fused_decode_dot(dot_x, y, first, last);
-      else dense_gemm(x, y, first, last, tile_weights(first, last, workspaces_[detail::op_thread_index()].data()));
+    if (batch > gemv_max_batch_) {
+      for_each_tile(x, y, gemm_tile_rows_, [&](index_t first, index_t last) {
+        dense_gemm(x, y, first, last, tile_weights(first, last, workspaces_[detail::op_thread_index()].data()));
+      });
+      return;
+    }
+    simd::dispatch([&](auto target) {
+      const matrix_view dot_x = dot_activations(target, x);
+      for_each_tile(x, y, gemv_tile_rows_, [&](index_t first, index_t last) {
+        fused_decode_dot(target, dot_x, y, first, last);
+      });
     });
   }
 
@@ -178,8 +184,8 @@ class dual_stream_linear {
 
   void forward_integer(const matrix_view& x, matrix_ref& y) {
     activations_.quantize(x, panels_->block_cols());
-    // Whole panels per tile (256 is a multiple of every backend's panel height).
-    constexpr index_t panel = simd::native::panel_rows;
+    // Whole panels per tile (256 is a multiple of every target's panel height).
+    const index_t panel = panels_->panel_rows();
     const index_t rows = integer_tile_bytes / base_.storage().row_bytes() / panel * panel;
     for_each_tile(x, y, std::clamp<index_t>(rows, panel, 256), [&](index_t first, index_t last) {
       integer_rows(*panels_, activations_, first, last, y);
@@ -232,25 +238,28 @@ class dual_stream_linear {
     return workspace;
   }
 
-  /// x as base_codec::dot_row_with reads it: reordered once per forward for codecs whose
-  /// decode-dot produces a step's weights in an order of their own (qins::order_activations).
-  matrix_view dot_activations(const matrix_view& x) {
+  /// x as base_codec::dot_row with `target` reads it: reordered once per forward for codecs
+  /// whose decode-dot produces a step's weights in an order of their own
+  /// (qins::order_activations).
+  template <class Target>
+  matrix_view dot_activations(Target target, const matrix_view& x) {
     if constexpr (requires(const float* in, float* out) {
-                    base_codec::template order_activations<simd::native>(index_t{}, in, out);
+                    base_codec::order_activations(target, index_t{}, in, out);
                   }) {
       ordered_x_.resize(x.rows(), x.cols());
       for (index_t b = 0; b < x.rows(); ++b)
-        base_codec::template order_activations<simd::native>(x.cols(), x.row(b).data(), ordered_x_.row(b).data());
+        base_codec::order_activations(target, x.cols(), x.row(b).data(), ordered_x_.row(b).data());
       return ordered_x_;
     } else {
       return x;
     }
   }
 
-  /// Rows [first, last) of x · Bᵀ decoded in registers (base_codec::dot_row_with, x as
-  /// dot_activations leaves it), in blocks of up to fused_batch activation rows.
+  /// Rows [first, last) of x · Bᵀ decoded in registers (base_codec::dot_row with `target`, x
+  /// as dot_activations leaves it), in blocks of up to fused_batch activation rows.
   static constexpr int fused_batch = 4;
-  void fused_decode_dot(const matrix_view& x, matrix_ref& y, index_t first, index_t last) const {
+  template <class Target>
+  void fused_decode_dot(Target target, const matrix_view& x, matrix_ref& y, index_t first, index_t last) const {
     const auto& s = base_.storage();
     const float* cached = cache_decoded() ? cache_.data() : nullptr;
     for (index_t b0 = 0; b0 < x.rows(); b0 += fused_batch) {
@@ -260,8 +269,7 @@ class dual_stream_linear {
       float out[fused_batch];
       for (index_t r = first; r < last; ++r) {
         [&]<int... N>(std::integer_sequence<int, N...>) {
-          ((count == N + 1 ? base_codec::template dot_row_with<simd::native, N + 1>(s, r, rows, out, cached)
-                           : void()), ...);
+          ((count == N + 1 ? base_codec::template dot_row<N + 1>(target, s, r, rows, out, cached) : void()), ...);
         }(std::make_integer_sequence<int, fused_batch>{});
         for (int i = 0; i < count; ++i) y(b0 + i, r) = out[i];
       }
@@ -297,9 +305,9 @@ class dual_stream_linear {
   index_t gemv_tile_rows_ = 1, gemm_tile_rows_ = 16;
   std::vector<detail::aligned_buffer> workspaces_;
   struct no_panels {};
-  std::optional<std::conditional_t<is_linear_codec<base_codec>, integer_panels<simd::native, base_codec>, no_panels>>
+  std::optional<std::conditional_t<is_linear_codec<base_codec>, integer_panels<base_codec>, no_panels>>
       panels_;
   int8_activations activations_;
 };
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI

@@ -1,7 +1,8 @@
 #pragma once
-/// Opt-in integer-domain GEMV for linear codecs: y = x * Wᵀ with int8 activations and int32
-/// dot products against the weight codes: the scalar reference, and the SIMD kernel on
-/// weights repacked in panels (ops/integer_panels.hpp), tested against it.
+/// Integer-domain GEMV for linear codecs: y = x * Wᵀ with int8 activations and int32 dot
+/// products against the weight codes: integer_gemv runs the SIMD kernel of the active target
+/// (ops/integer_kernels-inl.hpp) on weights repacked in panels (ops/integer_panels.hpp);
+/// integer_gemv_ref is the specification it is tested against (plain loops, FP64 sums).
 ///
 /// Activations: each row of x is quantized on the fly, symmetrically, with one FP32 scale
 /// s_x = max|x_row| / 127 and codes q = rint(x / s_x) in [-127, 127] (per activation row,
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "qcodec/codecs/codec.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/core/bit_packing.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/matrix.hpp"
@@ -37,7 +39,7 @@
 #  include <omp.h>
 #endif
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 /// Largest |activation code|: symmetric int8 without -128, so negation never overflows.
 inline constexpr int activation_code_max = 127;
@@ -121,66 +123,6 @@ inline void check_integer_shapes(index_t rows, index_t cols, const matrix_view& 
                  " x ", rows);
 }
 
-/// Integer dot products of panel p's rows (those in [first, last)) with activation rows
-/// [b0, b0 + NB), written to y(b, r). Per lane (weight row) and fold block j:
-/// acc = sum (code - bias) q over the block, exact in int32 (integer_panels); acc - (offset -
-/// bias) * sum q = sum (code - offset) q is the block's exact integer dot product, converted
-/// to float (one rounding) and accumulated as total += value * s_block (one FMA). Padding
-/// columns add 0 (their activation codes are 0). y = s_x * total.
-/// Rounding: at most blocks + 2 FP32 roundings on any output (the conversion and the FMA of
-/// each block, compounded through the later FMAs, and the s_x product), each relative to a
-/// partial sum bounded by sum |x^ w^| / s_x, where x^ = s_x q.
-template <class Backend, class Codec, int NB>
-void integer_panel(const integer_panels<Backend, Codec>& w, const int8_activations& a, index_t b0,
-                   index_t p, index_t first, index_t last, matrix_ref y) {
-  using panels = integer_panels<Backend, Codec>;
-  constexpr int bits = panels::bits;
-  constexpr int parts = static_cast<int>(panels::step_cols / 4);
-  // Independent accumulators per activation row for passes over one or two rows, which would
-  // otherwise wait on the latency of every dot_quad.
-  constexpr int sets = NB <= 2 ? 2 : 1;
-  // A step of 4 or more dot_quads is a slow stream (measured at batch 2, 4, 8, bench/RESULTS.md).
-  constexpr auto pace = NB * parts >= 4 ? simd::pace::slow : simd::pace::fast;
-  const std::int8_t* q[NB];
-  for (int i = 0; i < NB; ++i) q[i] = a.codes(b0 + i);
-  const std::uint8_t* codes = w.codes(p);
-  typename Backend::float_vector total[NB];
-  for (int i = 0; i < NB; ++i) total[i] = Backend::float_zero();
-  for (index_t j = 0; j < w.blocks(); ++j) {
-    typename Backend::int_vector acc[sets][NB];
-    for (int u = 0; u < sets; ++u)
-      for (int i = 0; i < NB; ++i) acc[u][i] = Backend::int_zero();
-    const auto step = [&](index_t t, int u) {
-      const std::uint8_t* bytes = codes + t * panels::step_bytes;
-      simd::prefetch_ahead<pace>(bytes);
-      for (int h = 0; h < parts; ++h) {
-        const auto quad = Backend::template load_quad<bits>(bytes, h);
-        for (int i = 0; i < NB; ++i)
-          acc[u][i] = Backend::template dot_quad<bits>(acc[u][i], quad, q[i] + t * panels::step_cols + 4 * h);
-      }
-    };
-    const index_t t1 = std::min(w.steps(), (j + 1) * w.block_cols() / panels::step_cols);
-    index_t t = j * w.block_cols() / panels::step_cols;
-    for (; t + sets <= t1; t += sets)
-      for (int u = 0; u < sets; ++u) step(t + u, u);
-    for (; t < t1; ++t) step(t, 0);
-    const auto scales = Backend::load(w.scales(p, j));
-    const auto offsets = Backend::load_ints(w.offsets(p, j));
-    for (int i = 0; i < NB; ++i) {
-      auto sum = acc[0][i];
-      for (int u = 1; u < sets; ++u) sum = Backend::int_add(sum, acc[u][i]);
-      total[i] = Backend::fold(total[i], sum, offsets, a.sum(b0 + i, j), scales);
-    }
-  }
-  const index_t top = p * panels::panel_rows;
-  const index_t l0 = std::max<index_t>(0, first - top), l1 = std::min(panels::panel_rows, last - top);
-  alignas(64) float lanes[panels::panel_rows];
-  for (int i = 0; i < NB; ++i) {
-    Backend::store(lanes, Backend::multiply(total[i], a.scale(b0 + i)));
-    for (index_t l = l0; l < l1; ++l) y(b0 + i, top + l) = lanes[l];
-  }
-}
-
 /// The scalar reference for one output: y(b, r) of integer_gemv, codes in column order.
 template <class Storage, int Bits>
 float integer_dot_ref(const Storage& s, index_t r, const std::int8_t* codes, float x_scale) {
@@ -213,28 +155,18 @@ float integer_dot_ref(const Storage& s, index_t r, const std::int8_t* codes, flo
 }  // namespace detail
 
 /// Writes y(b, r) for weight rows [first, last) and every activation row of `a` (quantized
-/// for w.block_cols()) with the integer kernel of `Backend`. A panel cut by the range is
-/// computed whole and stored in part, so ranges on multiples of panel_rows waste nothing.
-template <class Backend, class Codec>
-void integer_rows(const integer_panels<Backend, Codec>& w, const int8_activations& a, index_t first,
-                  index_t last, matrix_ref y) {
-  constexpr int nb = Backend::int_batch;
-  const index_t p0 = first / Backend::panel_rows, p1 = (last + Backend::panel_rows - 1) / Backend::panel_rows;
-  const auto rows = [&]<int NB>(index_t b0) {
-    for (index_t p = p0; p < p1; ++p) detail::integer_panel<Backend, Codec, NB>(w, a, b0, p, first, last, y);
-  };
-  index_t b0 = 0;
-  for (; b0 + nb <= a.batch(); b0 += nb) rows.template operator()<nb>(b0);
-  // The last partial batch block, one instantiation per remaining count.
-  [&]<int... N>(std::integer_sequence<int, N...>) {
-    ((a.batch() - b0 == N + 1 ? rows.template operator()<N + 1>(b0) : void()), ...);
-  }(std::make_integer_sequence<int, nb - 1>{});
+/// for w.block_cols()) with the kernel of the panels' target. A panel cut by the range is
+/// computed whole and stored in part, so ranges on multiples of panel_rows() waste nothing.
+template <class Codec>
+void integer_rows(const integer_panels<Codec>& w, const int8_activations& a, index_t first, index_t last,
+                  matrix_ref y) {
+  simd::dispatch(w.target(), [&](auto target) { integer_panel_rows<Codec>(target, w, a, first, last, y); });
 }
 
 /// Writes y = x * Wᵀ (batch x rows) computed in the integer domain; x is batch x cols, finite.
-/// The scalar reference: one output at a time, integer parts exact, summed in FP64.
+/// The specification: one output at a time, integer parts exact, summed in FP64.
 template <codec Codec>
-void integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
+void integer_gemv_ref(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
   static_assert(is_linear_codec<Codec>,
                 "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
                 "decode first");
@@ -253,19 +185,22 @@ void integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref
   }
 }
 
-/// Writes y = x * Wᵀ with the SIMD integer kernel of `Backend`, repacking the weight first
-/// (an op keeps the repacked weight: dual_stream_linear::set_integer_domain).
-template <class Backend, codec Codec>
-void integer_gemv_with(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
+/// Writes y = x * Wᵀ with the integer kernel of the active SIMD target, repacking the weight
+/// first (an op keeps the repacked weight: dual_stream_linear::set_integer_domain).
+template <codec Codec>
+void integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
+  static_assert(is_linear_codec<Codec>,
+                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
+                "decode first");
   const auto& s = weight.storage();
   detail::check_integer_shapes(s.rows, s.cols, x, y);
-  const integer_panels<Backend, Codec> w(s);
+  const integer_panels<Codec> w(s);
   int8_activations a;
   a.quantize(x, w.block_cols());
   integer_rows(w, a, 0, s.rows, y);
 }
 
-/// Returns y = x * Wᵀ (batch x rows) computed in the integer domain.
+/// Returns y = x * Wᵀ (batch x rows) computed in the integer domain by integer_gemv.
 template <codec Codec>
 row_matrix integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x) {
   row_matrix y(x.rows(), weight.rows());
@@ -273,4 +208,15 @@ row_matrix integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x) {
   return y;
 }
 
-}  // namespace qcodec
+/// Returns the specification's y = x * Wᵀ (integer_gemv_ref).
+template <codec Codec>
+row_matrix integer_gemv_ref(const encoded_matrix<Codec>& weight, matrix_view x) {
+  row_matrix y(x.rows(), weight.rows());
+  integer_gemv_ref(weight, x, y);
+  return y;
+}
+
+}  // namespace qcodec::inline QCODEC_ABI
+
+#define QCODEC_KERNELS "qcodec/ops/integer_kernels-inl.hpp"
+#include "qcodec/core/simd/foreach_target.hpp"

@@ -1,6 +1,6 @@
 #pragma once
-/// A linear codec's weight repacked at load time for the integer kernel of a SIMD backend
-/// (ops/integer_gemv.hpp): rows in panels of Backend::panel_rows, one int32 lane per row, so
+/// A linear codec's weight repacked at load time for the integer kernel of one SIMD target
+/// (ops/integer_kernels-inl.hpp): rows in panels of that target's width, one int32 lane per row, so
 /// that one vector of codes meets 4 activation codes broadcast to every lane and each lane
 /// accumulates its own row; nothing is reduced across lanes, and the activations of a pass
 /// are read once per panel instead of once per row.
@@ -9,18 +9,19 @@
 /// row p * panel_rows + l's code of column 4t + j (INT8), or of columns 8t + j (low nibble)
 /// and 8t + 4 + j (high nibble) (INT4). Columns past the row and rows past the matrix hold
 /// code 0 with scale 0 and offset 0 (the activations past the row are 0 as well). Per
-/// (panel, fold block) the lanes' scales (FP32) and offsets minus the backend's code bias.
+/// (panel, fold block) the lanes' scales (FP32) and offsets minus the target's code bias.
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "qcodec/codecs/codec.hpp"
+#include "qcodec/config.hpp"
 #include "qcodec/core/bit_packing.hpp"
 #include "qcodec/core/simd.hpp"
 #include "qcodec/ops/aligned_buffer.hpp"
 
-namespace qcodec {
+namespace qcodec::inline QCODEC_ABI {
 
 /// Longest fold block of per-row and per-tensor weights: a lane's int32 sum over 2^15
 /// columns stays exact (2^15 * 127 * 255 < 2^31).
@@ -33,7 +34,15 @@ index_t integer_block_cols(const Storage& s) {
   return s.group_size() == s.cols ? max_integer_block_cols : s.group_size();
 }
 
-template <class Backend, class Codec>
+/// The panel layout of one target: the target, rows per panel (its lane count) and the code
+/// bias its quad product subtracts (ops/integer_kernels-inl.hpp).
+struct integer_layout {
+  simd::target target;
+  index_t panel_rows;
+  int code_bias;
+};
+
+template <class Codec>
 class integer_panels {
   static_assert(is_linear_codec<Codec>,
                 "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
@@ -41,20 +50,22 @@ class integer_panels {
 
  public:
   static constexpr int bits = codec_traits<Codec>::bits;
-  static constexpr index_t panel_rows = Backend::panel_rows;
   /// Columns of one step of a row (4 bytes).
   static constexpr index_t step_cols = bits == 8 ? 4 : 8;
-  static constexpr index_t step_bytes = 4 * panel_rows;
 
-  explicit integer_panels(const typename Codec::storage& s)
-      : steps_((s.cols + step_cols - 1) / step_cols),
+  /// Repacks `s` for the kernel of target `t` (compiled and supported; by default the
+  /// active one).
+  explicit integer_panels(const typename Codec::storage& s, simd::target t = simd::active_target())
+      : layout_(simd::dispatch(t, [](auto target) { return integer_layout_of(target, bits); })),
+        steps_((s.cols + step_cols - 1) / step_cols),
         block_cols_(integer_block_cols(s)),
         blocks_((s.cols + block_cols_ - 1) / block_cols_) {
+    const index_t panel_rows = layout_.panel_rows, step_bytes = 4 * panel_rows;
     const index_t panels = (s.rows + panel_rows - 1) / panel_rows;
     codes_.reserve(static_cast<std::size_t>(panels * steps_ * step_bytes));
     scales_.assign(static_cast<std::size_t>(panels * blocks_ * panel_rows), 0.0f);
     offsets_.assign(scales_.size(), 0);
-    constexpr int bias = Backend::template code_bias<bits>;
+    const int bias = layout_.code_bias;
     for (index_t p = 0; p < panels; ++p)
       for (index_t l = 0; l < panel_rows; ++l) {
         const index_t r = p * panel_rows + l;
@@ -74,22 +85,25 @@ class integer_panels {
       }
   }
 
+  simd::target target() const { return layout_.target; }
+  index_t panel_rows() const { return layout_.panel_rows; }
   index_t steps() const { return steps_; }
   index_t block_cols() const { return block_cols_; }
   index_t blocks() const { return blocks_; }
-  /// The steps of panel p, steps() * step_bytes bytes.
-  const std::uint8_t* codes(index_t p) const { return codes_.data() + p * steps_ * step_bytes; }
-  /// The panel_rows scales and offsets (minus the code bias) of panel p in fold block b.
-  const float* scales(index_t p, index_t b) const { return scales_.data() + (p * blocks_ + b) * panel_rows; }
+  /// The steps of panel p, steps() * 4 * panel_rows() bytes.
+  const std::uint8_t* codes(index_t p) const { return codes_.data() + p * steps_ * 4 * layout_.panel_rows; }
+  /// The panel_rows() scales and offsets (minus the code bias) of panel p in fold block b.
+  const float* scales(index_t p, index_t b) const { return scales_.data() + (p * blocks_ + b) * layout_.panel_rows; }
   const std::int32_t* offsets(index_t p, index_t b) const {
-    return offsets_.data() + (p * blocks_ + b) * panel_rows;
+    return offsets_.data() + (p * blocks_ + b) * layout_.panel_rows;
   }
 
  private:
+  integer_layout layout_;
   index_t steps_, block_cols_, blocks_;
   detail::aligned_array<std::uint8_t> codes_;
   std::vector<float> scales_;
   std::vector<std::int32_t> offsets_;
 };
 
-}  // namespace qcodec
+}  // namespace qcodec::inline QCODEC_ABI
