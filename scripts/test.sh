@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite.
-# Variant from the environment: QCODEC_SIMD=native|avx2|avx512|none (default native),
+# Variant from the environment: QCODEC_SIMD=dispatch|native|avx2|avx512|none (default dispatch:
+# every SIMD target compiled, the tests run each one the CPU supports),
 # QCODEC_SANITIZE=1 for AddressSanitizer + UndefinedBehaviorSanitizer,
 # QCODEC_TEST_TARGETS="test_a test_b" to build and run only those test executables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
-simd=${QCODEC_SIMD:-native}
+simd=${QCODEC_SIMD:-dispatch}
 sanitize=${QCODEC_SANITIZE:-0}
 build=build/test-$simd
 args=(-DCMAKE_BUILD_TYPE=Release -DQCODEC_SIMD="$simd")
@@ -18,7 +19,7 @@ fi
 # Variants other than the default skip what the default already proves (benchmarks build,
 # every header compiles on its own, the Python client check and the fuzz run, the CUDA backend:
 # nvcc does not take the sanitizer flags of CMAKE_CXX_FLAGS).
-if [[ $simd != native || $sanitize == 1 ]]; then
+if [[ $simd != dispatch || $sanitize == 1 ]]; then
   args+=(-DQCODEC_BUILD_BENCHMARKS=OFF -DQCODEC_HEADER_CHECK=OFF -DQCODEC_CLIENT_CHECKS=OFF -DQCODEC_CUDA=OFF)
 fi
 echo "== qcodec tests: SIMD=$simd sanitize=$sanitize ($build)"

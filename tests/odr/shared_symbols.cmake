@@ -1,6 +1,7 @@
 # Fails when two object files define a common qcodec symbol other than qcodec::error's (the
 # one type deliberately outside the ABI namespace): differently-compiled units must share
 # nothing else. Usage: cmake -DNM=nm -DFIRST=a.o -DSECOND=b.o -P shared_symbols.cmake
+cmake_policy(VERSION 3.25)
 foreach(object FIRST SECOND)
   execute_process(COMMAND ${NM} --defined-only -C ${${object}} OUTPUT_VARIABLE listing RESULT_VARIABLE status)
   if(NOT status EQUAL 0)
