@@ -1,20 +1,20 @@
 #pragma once
-/// Mixed-precision outlier split: W = B + O, a base codec for the bulk plus a sparse FP16
-/// ortho stream at the outlier positions.
+/// Mixed-precision outlier split: W = B + O, a base codec for all weights plus a sparse FP16
+/// ortho stream holding the largest residuals.
 ///
-/// Encoding (the specification), with n = rows * cols and p = outlier_fraction:
-///  - t is the tensor-wide nearest-rank quantile 1 - p of |w|; the outliers are the weights with
-///    |w| > t (at most p * n of them; none when p * n < 1 or when no weight exceeds t);
-///  - the base encodes W clamped to [-t, t] (sign kept), so its range is set by the bulk, with
-///    its own clip rule applied to every block: one rule for the whole tensor;
-///  - the ortho stream stores, at the outlier positions only, the residual W - B (B the
-///    decoded base), in FP16 times one power-of-two scale (ortho_stream.hpp).
-/// decode_rows is B + O. With alpha = 0 (the op) the base alone is W clipped at t and then
-/// encoded by the base codec: it meets the base codec's own bounds.
+/// Encoding (the specification), with n = rows * cols and m = floor(outlier_fraction * n):
+///  - the base encodes W itself, every weight, with its own options (its clip rule): B alone
+///    (alpha = 0 in the op) is exactly the base codec alone on W;
+///  - rule: the ortho stream stores the residuals r = W - B of largest magnitude, at most m of
+///    them: those with |r| > t, t the (m+1)-th largest |r| (ties at t and zero residuals are
+///    never stored, so a matrix the base codes exactly, or with equal residual magnitudes,
+///    gives an empty stream), in FP16 times one power-of-two scale (ortho_stream.hpp).
+/// decode_rows is B + O.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -25,7 +25,6 @@
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/ortho_stream.hpp"
 #include "qcodec/config.hpp"
-#include "qcodec/core/clipping.hpp"
 
 namespace qcodec::inline QCODEC_ABI {
 
@@ -51,58 +50,67 @@ class outlier_split {
 
   /// Encode options of the base codec (e.g. its clip rule).
   Base base{};
-  /// Fraction of weights at most stored as outliers (32 bits each). 1/128: on heavy-tailed
-  /// (Student-t3) INT4-g128 weights, doubling p up to 1/128 cuts rel_err by more per added bit
-  /// than halving the group size does, and beyond it by less (sweep in bench/RESULTS.md).
-  double outlier_fraction = 1.0 / 128;
+  /// Budget of the ortho stream: at most this fraction of the weights get their residual
+  /// stored (32 bits each plus 32 per row). Default 1/256 (+0.13 bpw): on heavy-tailed weights
+  /// with outlier columns it buys the most dB per added bit among the budgets measured and
+  /// beyond it the dB per bit falls (sweep in bench/RESULTS.md, issue 17).
+  double outlier_fraction = 1.0 / 256;
 
   encoded_matrix<outlier_split> encode(matrix_view w, std::string_view name = "weight") const {
     detail::require_finite_nonempty(w, name);
     if (!(outlier_fraction >= 0 && outlier_fraction < 1))
       detail::fail("tensor '", name, "': outlier fraction ", outlier_fraction, " is not in [0, 1)");
-    const float t = detail::tensor_clip_limit(w, clip_rule::at_quantile(1 - outlier_fraction), name);
-    const row_matrix clamped = w.cwiseMax(-t).cwiseMin(t);
-
     storage s;
     s.rows = w.rows();
     s.cols = w.cols();
-    encoded_matrix<Base> encoded_base = base.encode(clamped, name);
-    s.base = encoded_base.storage();
-
-    index_t count = 0;
-    for (index_t r = 0; r < s.rows; ++r)
-      count += (w.row(r).array().abs() > t).count();
-    if (count > static_cast<index_t>(std::numeric_limits<std::uint32_t>::max()))
-      detail::fail("tensor '", name, "': ", count, " outliers exceed the 2^32 index range");
+    s.base = base.encode(w, name).storage();
     ortho_stream& o = s.ortho;
     o.rows = s.rows;
     o.cols = s.cols;
-    if (count > 0) {
-      const bool narrow = ortho_stream::narrow_columns(s.cols);
-      std::vector<float> residuals;
-      residuals.reserve(static_cast<std::size_t>(count));
-      o.row_offsets.reserve(static_cast<std::size_t>(s.rows) + 1);
-      if (narrow) o.columns16.reserve(static_cast<std::size_t>(count));
-      else o.columns32.reserve(static_cast<std::size_t>(count));
-      std::vector<float> decoded(static_cast<std::size_t>(s.cols));
-      o.row_offsets.push_back(0);
-      for (index_t r = 0; r < s.rows; ++r) {
-        Base::decode_rows(s.base, r, r + 1, decoded.data());
-        for (index_t c = 0; c < s.cols; ++c) {
-          if (!(std::abs(w(r, c)) > t)) continue;
-          residuals.push_back(w(r, c) - decoded[static_cast<std::size_t>(c)]);
-          if (narrow) o.columns16.push_back(static_cast<std::uint16_t>(c));
-          else o.columns32.push_back(static_cast<std::uint32_t>(c));
-        }
-        o.row_offsets.push_back(static_cast<std::uint32_t>(residuals.size()));
-      }
-      float max_magnitude = 0;
-      for (float v : residuals) max_magnitude = std::max(max_magnitude, std::abs(v));
-      const float scale = detail::ortho_scale_for(max_magnitude);
-      o.scale.assign(1, scale);
-      o.values.reserve(residuals.size());
-      for (float v : residuals) o.values.push_back(detail::ortho_value(v, scale));
+    const auto n = static_cast<std::size_t>(w.size());
+    const auto budget = static_cast<std::size_t>(std::floor(outlier_fraction * static_cast<double>(n)));
+    if (budget == 0) return encoded_matrix<outlier_split>(std::move(s));
+    if (budget > std::numeric_limits<std::uint32_t>::max())
+      detail::fail("tensor '", name, "': ", budget, " outliers exceed the 2^32 index range");
+
+    // Pass 1: |W - B| of every weight; t is the (budget + 1)-th largest (budget < n as p < 1).
+    std::vector<float> decoded(static_cast<std::size_t>(s.cols));
+    std::vector<float> magnitudes(n);
+    for (index_t r = 0; r < s.rows; ++r) {
+      Base::decode_rows(s.base, r, r + 1, decoded.data());
+      for (index_t c = 0; c < s.cols; ++c)
+        magnitudes[static_cast<std::size_t>(r * s.cols + c)] = std::abs(w(r, c) - decoded[static_cast<std::size_t>(c)]);
     }
+    const auto nth = magnitudes.begin() + static_cast<std::ptrdiff_t>(budget);
+    std::nth_element(magnitudes.begin(), nth, magnitudes.end(), std::greater<float>());
+    const float t = *nth;
+    magnitudes = {};
+
+    // Pass 2: the residuals above t, row by row.
+    const bool narrow = ortho_stream::narrow_columns(s.cols);
+    std::vector<float> residuals;
+    o.row_offsets.push_back(0);
+    for (index_t r = 0; r < s.rows; ++r) {
+      Base::decode_rows(s.base, r, r + 1, decoded.data());
+      for (index_t c = 0; c < s.cols; ++c) {
+        const float residual = w(r, c) - decoded[static_cast<std::size_t>(c)];
+        if (!(std::abs(residual) > t)) continue;
+        residuals.push_back(residual);
+        if (narrow) o.columns16.push_back(static_cast<std::uint16_t>(c));
+        else o.columns32.push_back(static_cast<std::uint32_t>(c));
+      }
+      o.row_offsets.push_back(static_cast<std::uint32_t>(residuals.size()));
+    }
+    if (residuals.empty()) {
+      o.row_offsets.clear();
+      return encoded_matrix<outlier_split>(std::move(s));
+    }
+    float max_magnitude = 0;
+    for (float v : residuals) max_magnitude = std::max(max_magnitude, std::abs(v));
+    const float scale = detail::ortho_scale_for(max_magnitude);
+    o.scale.assign(1, scale);
+    o.values.reserve(residuals.size());
+    for (float v : residuals) o.values.push_back(detail::ortho_value(v, scale));
     return encoded_matrix<outlier_split>(std::move(s));
   }
 

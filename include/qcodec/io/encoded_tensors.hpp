@@ -41,10 +41,13 @@ struct encoded_tensor_info {
   std::size_t byte_size = 0;
 };
 
-/// Adds `m` to `writer` as tensor `name` (its arrays and its metadata description). Throws,
-/// leaving the writer as it was, when the writer already holds the description or an array.
+/// Adds `m` to `writer` as tensor `name` (its arrays and its metadata description; a non-empty
+/// `encode_options` object, e.g. {"outlier_fraction": p}, is recorded in the description as
+/// "encode_options", informative only). Throws, leaving the writer as it was, when the writer
+/// already holds the description or an array.
 template <codec C>
-void add_encoded(safetensors_writer& writer, const std::string& name, const encoded_matrix<C>& m) {
+void add_encoded(safetensors_writer& writer, const std::string& name, const encoded_matrix<C>& m,
+                 const nlohmann::ordered_json& encode_options = {}) {
   const std::string key = std::string(encoded_metadata_prefix) + name;
   if (writer.has_metadata(key)) qcodec::detail::fail("add_encoded: encoded tensor '", name, "' added twice");
   m.storage().visit_arrays([&](std::string_view array, const auto&) {
@@ -57,7 +60,7 @@ void add_encoded(safetensors_writer& writer, const std::string& name, const enco
     writer.add_array<element>(name + "." + std::string(array), std::span<const element>(values));
     arrays.push_back(array);
   });
-  const nlohmann::ordered_json description = {
+  nlohmann::ordered_json description = {
       {"codec", codec_traits<C>::name},
       {"format_version", encoded_format_version},
       {"shape", {m.rows(), m.cols()}},
@@ -65,6 +68,7 @@ void add_encoded(safetensors_writer& writer, const std::string& name, const enco
       {"bits", codec_traits<C>::bits},
       {"block_size", codec_traits<C>::block_size},
       {"is_linear", codec_traits<C>::is_linear}};
+  if (encode_options.is_object() && !encode_options.empty()) description["encode_options"] = encode_options;
   writer.set_metadata(key, description.dump());
   writer.set_metadata("qcodec.format_version", std::to_string(encoded_format_version));
 }
