@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -49,9 +50,13 @@ int inspect(const std::string& path, bool verify) {
     }
     encoded_bytes += info.byte_size;
   }
+  // A set of the encoded arrays' names: one lookup per plain tensor, not a scan of them all.
+  std::set<std::string, std::less<>> encoded_arrays;
+  for (const io::encoded_tensor_info& info : encoded)
+    for (const std::string& array : info.arrays) encoded_arrays.insert(info.name + "." + array);
   bool header = false;
   for (const io::tensor_info& t : file.tensors()) {
-    if (io::is_encoded_array(encoded, t.name)) continue;
+    if (encoded_arrays.contains(t.name)) continue;
     if (!header) std::printf("\n%-48s %-7s %-14s %12s\n", "plain tensor", "dtype", "shape", "bytes");
     header = true;
     std::printf("%-48s %-7s %-14s %12zu\n", t.name.c_str(), std::string(io::dtype_name(t.dtype)).c_str(),

@@ -20,6 +20,8 @@
 #include <qcodec/codecs/codec_list.hpp>
 #include <qcodec/core/fidelity.hpp>
 #include <qcodec/io/encoded_tensors.hpp>
+#include <qcodec/io/interrupt_cleanup.hpp>
+#include <qcodec/io/mapped_copy.hpp>
 
 #include "shape_text.hpp"
 
@@ -199,7 +201,7 @@ void verify(const io::safetensors_file& input, const std::filesystem::path& writ
   for (const io::tensor_info& t : input.tensors()) {
     if (const io::tensor_info* copy = file.find(t.name)) {
       const bool same = copy->dtype == t.dtype && copy->shape == t.shape &&
-                        std::equal(copy->bytes.begin(), copy->bytes.end(), t.bytes.begin(), t.bytes.end());
+                        io::equal_mapped(copy->bytes, t.bytes, input.label());
       if (!same) std::printf("verify: kept tensor '%s' differs\n", t.name.c_str()), ++bad;
     } else {
       const fidelity_report report = measure_fidelity(input.read_matrix(t.name), io::decode_tensor(file, t.name));
@@ -215,6 +217,8 @@ void verify(const io::safetensors_file& input, const std::filesystem::path& writ
 
 int run(const options& o) {
   const auto start = std::chrono::steady_clock::now();
+  // Refused before any work: OUTPUT must be a regular file or absent (atomic_file.hpp).
+  io::require_regular_or_absent(o.output);
   const auto input = io::safetensors_file::open(o.input);
   const auto before = std::filesystem::file_size(o.input);  // OUTPUT may replace INPUT
   if (!io::encoded_tensors(input).empty())
@@ -297,6 +301,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    io::remove_temporaries_on_interrupt();
     return run(*o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "\n%s\n", e.what());

@@ -73,6 +73,12 @@ if(TARGET qcodec_quantize AND TARGET qcodec_inspect)
   qcodec_cli_failure(quantized_input "already holds qcodec-encoded tensors"
     ${quantize} ${cli_dir}/model.int8.safetensors ${cli_dir}/never.safetensors)
   set_tests_properties(cli.fails.quantized_input PROPERTIES FIXTURES_REQUIRED qcodec_cli_int8)
+  # OUTPUT a link, FIFO, directory or device; INPUT a FIFO: refused, nothing changed, no hang.
+  add_test(NAME cli.fails.hostile_paths COMMAND ${CMAKE_COMMAND} -DQUANTIZE=${quantize}
+    -DINSPECT=$<TARGET_FILE:qcodec_inspect> -DMODEL=${model} -DDIR=${cli_dir}/hostile
+    -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_hostile_paths.cmake)
+  set_tests_properties(cli.fails.hostile_paths PROPERTIES FIXTURES_REQUIRED qcodec_cli_model
+    TIMEOUT 60)
   qcodec_cli_failure(inspect_usage "usage: qcodec-inspect" $<TARGET_FILE:qcodec_inspect>)
   qcodec_cli_failure(inspect_not_safetensors "truncated file|header length"
     $<TARGET_FILE:qcodec_inspect> ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_run.cmake)

@@ -112,13 +112,15 @@ class linear {
     if constexpr (!symmetric) s.zero_points.resize(static_cast<std::size_t>(blocks));
 
     const float limit = detail::tensor_clip_limit(w, clip, name);
+    // The tensor's largest (clipped) magnitude, which the FP16 scale rule measures against.
+    const float largest = std::same_as<Scale, half> ? std::min(w.cwiseAbs().maxCoeff(), limit) : 0.0f;
     const auto row_span = [&](index_t r, index_t first, index_t count) {
       return std::span<const float>(w.row(r).data() + first, static_cast<std::size_t>(count));
     };
     if constexpr (std::same_as<Granularity, per_tensor>) {
       set_block(s, 0, choose_params([&](auto&& visit) {
         for (index_t r = 0; r < s.rows; ++r) visit(row_span(r, 0, s.cols));
-      }, limit, name, 0));
+      }, limit, largest, name, 0));
     }
     for (index_t r = 0; r < s.rows; ++r) {
       std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
@@ -127,7 +129,7 @@ class linear {
         const auto values = row_span(r, first, std::min(s.group_size(), s.cols - first));
         const index_t block = s.block_index(r, g);
         if constexpr (!std::same_as<Granularity, per_tensor>)
-          set_block(s, block, choose_params([&](auto&& visit) { visit(values); }, limit, name, r));
+          set_block(s, block, choose_params([&](auto&& visit) { visit(values); }, limit, largest, name, r));
         const params p = block_params(s, block);
         for (std::size_t i = 0; i < values.size(); ++i)
           pack_code<Bits>(codes, first + static_cast<index_t>(i), quantize(values[i], p));
@@ -230,15 +232,39 @@ class linear {
     return linear_math::quantize(w, p.scale, p.offset, min_code, max_code);
   }
 
+  /// The exact scale of the clip range [lo, hi].
+  static double range_scale(double lo, double hi) {
+    return symmetric ? hi / (symmetric_offset - 1) : (hi - lo) / max_code;
+  }
+
+  /// FP16 scales below the normal range (2^-14) lose precision, down to a flush to zero.
+  /// Rounding the scale s to s' moves a block's decoded values by at most reach * |s' - s|
+  /// (reach = the largest |code - offset|) beyond the quantization error of s itself. A normal
+  /// FP16 scale moves them by at most 2^-11 of the block's magnitude, so at most 2^-11 M, M the
+  /// tensor's largest magnitude. The rule: a subnormal or zero FP16 scale is kept while it
+  /// moves the values by at most 2^-11 M too (a block negligible within its tensor, e.g. a row
+  /// of FP32 denormals), and otherwise the tensor is refused (FP32 scales keep it).
+  static bool fp16_scale_loses_precision(double scale, float rounded, float largest) {
+    if constexpr (!std::same_as<Scale, half>) return false;
+    const int reach = symmetric ? symmetric_offset - 1 : max_code;
+    return scale > 0 && rounded < 0x1p-14f &&
+           reach * std::abs(static_cast<double>(rounded) - scale) > 0x1p-11 * static_cast<double>(largest);
+  }
+
   /// Scale and offset for the clip range [lo, hi] (lo <= 0 <= hi), the scale rounded to the
   /// scale type and kept small enough that every code decodes to a finite float.
-  static params params_for_range(double lo, double hi, std::string_view name, index_t row) {
+  static params params_for_range(double lo, double hi, float largest, std::string_view name, index_t row) {
     params p;
-    double scale = symmetric ? hi / (symmetric_offset - 1) : (hi - lo) / max_code;
+    double scale = range_scale(lo, hi);
     if (scale > max_finite<Scale>())
       detail::fail("tensor '", name, "': row ", row, ": scale ", scale,
                    " overflows the FP16 scale type (use FP32 scales)");
     p.scale = static_cast<float>(static_cast<Scale>(static_cast<float>(scale)));
+    if (fp16_scale_loses_precision(scale, p.scale, largest))
+      detail::fail("tensor '", name, "': row ", row, ": scale ", scale,
+                   " underflows the FP16 scale type (stored as ", p.scale,
+                   ", below the normal range 2^-14, for a block not negligible in the tensor; "
+                   "use FP32 scales)");
     if constexpr (symmetric) {
       p.offset = symmetric_offset;
     } else {
@@ -280,7 +306,7 @@ class linear {
   /// Applies the clip rule to one block, given as a callable that visits the block's
   /// contiguous spans: the rule's magnitude limit first, then the rule's candidate fractions.
   template <class ForEachSpan>
-  params choose_params(ForEachSpan for_each_span, float limit, std::string_view name,
+  params choose_params(ForEachSpan for_each_span, float limit, float largest, std::string_view name,
                        index_t row) const {
     float min_value = 0, max_value = 0;
     for_each_span([&](std::span<const float> values) {
@@ -294,11 +320,17 @@ class linear {
       lo = 0;
     }
     const auto fractions = detail::clip_fractions(clip);
-    params best = params_for_range(lo, hi, name, row);
+    params best = params_for_range(lo, hi, largest, name, row);
     if (fractions.size() == 1 || hi - lo == 0) return best;
     double best_err = std::numeric_limits<double>::infinity();
     for (float fraction : fractions) {
-      const params p = params_for_range(lo * fraction, hi * fraction, name, row);
+      // A clip whose FP16 scale would lose precision is no candidate (the whole range passed).
+      if (fp16_scale_loses_precision(range_scale(lo * fraction, hi * fraction),
+                                     static_cast<float>(static_cast<Scale>(static_cast<float>(
+                                         range_scale(lo * fraction, hi * fraction)))),
+                                     largest))
+        continue;
+      const params p = params_for_range(lo * fraction, hi * fraction, largest, name, row);
       double err = 0;
       for_each_span([&](std::span<const float> values) { err += squared_error(values, p); });
       if (err < best_err) {

@@ -22,6 +22,7 @@
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/codec_list.hpp"
 #include "qcodec/config.hpp"
+#include "qcodec/io/mapped_copy.hpp"
 #include "qcodec/io/safetensors.hpp"
 
 namespace qcodec::inline QCODEC_ABI::io {
@@ -187,7 +188,7 @@ encoded_matrix<C> read_encoded(const safetensors_file& file, const encoded_tenso
            dtype_name(dtype_of<element>()));
     if (t.shape.size() != 1) fail("array '", full, "' has rank ", t.shape.size(), ", expected 1");
     values.resize(static_cast<std::size_t>(t.element_count()));
-    if (!t.bytes.empty()) std::memcpy(values.data(), t.bytes.data(), t.bytes.size());
+    copy_from_mapping(t.bytes, reinterpret_cast<std::byte*>(values.data()), file.label());
   });
   if (visited != info.arrays.size())
     fail("the metadata lists ", info.arrays.size(), " arrays, codec '", codec_traits<C>::name,

@@ -25,9 +25,11 @@ class mapped_file {
  public:
   mapped_file() = default;
 
-  /// Maps `path`; throws qcodec::error naming the file when it cannot be opened or mapped.
+  /// Maps `path`; throws qcodec::error naming the file when it cannot be opened or mapped, or
+  /// is not a regular file. The open does not block: a FIFO (whose open would wait for a
+  /// writer) or a device is refused by the fstat that follows, before anything is read.
   explicit mapped_file(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) qcodec::detail::fail(path.string(), ": cannot open: ", std::strerror(errno));
     struct ::stat info {};
     if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {

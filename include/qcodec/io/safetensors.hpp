@@ -8,7 +8,13 @@
 /// relative to the data section. The reader enforces the format's invariants before any
 /// tensor is touched: the header lies inside the file, every tensor's byte count equals
 /// shape product x dtype size, and the tensors tile the data section exactly (no overlap,
-/// no gap, no trailing bytes), so no later access can leave the file.
+/// no gap, no trailing bytes), so no later access can leave the file. As the reference
+/// implementation does, it refuses a header with a key twice in one object (a second
+/// "__metadata__" or tensor entry) and bytes after the JSON other than whitespace (a NUL
+/// byte, which a JSON parser may take for the end of its input, is refused anywhere).
+/// Reads from a mapped file go through mapped_copy.hpp, so a file truncated while it is
+/// read gives a qcodec::error, not SIGBUS; the spans of tensor_info::bytes point into the
+/// mapping, and a caller reading them directly should do the same.
 
 #include <algorithm>
 #include <cstddef>
@@ -19,6 +25,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,6 +40,7 @@
 #include "qcodec/core/matrix.hpp"
 #include "qcodec/io/atomic_file.hpp"
 #include "qcodec/io/dtype.hpp"
+#include "qcodec/io/mapped_copy.hpp"
 #include "qcodec/io/mapped_file.hpp"
 
 namespace qcodec::inline QCODEC_ABI::io {
@@ -74,6 +82,34 @@ inline std::optional<std::uint64_t> tensor_bytes(std::span<const std::uint64_t> 
   }
   if (count > std::numeric_limits<std::uint64_t>::max() / element_bytes) return std::nullopt;
   return count * element_bytes;
+}
+
+/// The first key that appears twice in one JSON object of `text`, if any (nlohmann keeps the
+/// last silently). A SAX pass of its own, linear in the text: a DOM parser callback would
+/// rescan the enclosing object at every object's end, quadratic in the number of tensors.
+inline std::optional<std::string> duplicate_json_key(const std::string& text) {
+  struct duplicate_finder {
+    std::vector<std::unordered_set<std::string>> keys;
+    std::optional<std::string> duplicate;
+    bool null() { return true; }
+    bool boolean(bool) { return true; }
+    bool number_integer(nlohmann::json::number_integer_t) { return true; }
+    bool number_unsigned(nlohmann::json::number_unsigned_t) { return true; }
+    bool number_float(nlohmann::json::number_float_t, const std::string&) { return true; }
+    bool string(std::string&) { return true; }
+    bool binary(nlohmann::json::binary_t&) { return true; }
+    bool start_object(std::size_t) { keys.emplace_back(); return true; }
+    bool end_object() { keys.pop_back(); return true; }
+    bool start_array(std::size_t) { return true; }
+    bool end_array() { return true; }
+    bool key(std::string& key) {
+      if (!keys.back().insert(key).second) duplicate = key;
+      return !duplicate;  // stop at the first
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+  } finder;
+  nlohmann::json::sax_parse(text, &finder);
+  return finder.duplicate;
 }
 
 }  // namespace detail
@@ -138,7 +174,11 @@ class safetensors_file {
     const auto rows = static_cast<index_t>(t.shape.size() == 2 ? t.shape[0] : 1);
     const auto cols = static_cast<index_t>(t.shape.empty() ? 1 : t.shape.back());
     row_matrix out(rows, cols);
-    convert_to_float(t.dtype, t.bytes, out.data());
+    float* next = out.data();
+    for_each_mapped_chunk(t.bytes, label_, [&](std::span<const std::byte> chunk) {
+      convert_to_float(t.dtype, chunk, next);
+      next += chunk.size() / dtype_size(t.dtype);
+    });
     return out;
   }
 
@@ -172,21 +212,25 @@ class safetensors_file {
       qcodec::detail::fail(label_, ": truncated file (", bytes.size(),
                    " bytes, the 8-byte header length is missing)");
     std::uint64_t header_bytes = 0;
-    std::memcpy(&header_bytes, bytes.data(), 8);
+    copy_from_mapping(bytes.first(8), reinterpret_cast<std::byte*>(&header_bytes), label_);
     if (header_bytes > bytes.size() - 8)
       qcodec::detail::fail(label_, ": header length ", header_bytes, " runs past the end of the file (",
                    bytes.size(), " bytes)");
     if (header_bytes > max_header_bytes)
       qcodec::detail::fail(label_, ": header length ", header_bytes, " exceeds the limit of ",
                    max_header_bytes, " bytes");
-    const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8,
-                                static_cast<std::size_t>(header_bytes));
+    std::string text(static_cast<std::size_t>(header_bytes), '\0');
+    copy_from_mapping(bytes.subspan(8, text.size()), reinterpret_cast<std::byte*>(text.data()), label_);
     if (text.empty() || text.front() != '{')
       qcodec::detail::fail(label_, ": header is not a JSON object (it must start with '{')");
+    if (const auto nul = text.find('\0'); nul != std::string::npos)
+      qcodec::detail::fail(label_, ": header holds a NUL byte at offset ", nul,
+                           " (only whitespace may pad the JSON)");
     detail::check_json_depth(text, label_);
     const nlohmann::json header = nlohmann::json::parse(text, nullptr, false);
     if (header.is_discarded() || !header.is_object())
       qcodec::detail::fail(label_, ": header is not valid JSON");
+    if (const auto duplicate = detail::duplicate_json_key(text)) qcodec::detail::fail(label_, ": header holds the key '", *duplicate, "' twice in one object");
     const std::span<const std::byte> data = bytes.subspan(8 + static_cast<std::size_t>(header_bytes));
 
     struct placed {
@@ -385,19 +429,28 @@ class safetensors_writer {
     return total;
   }
 
-  /// The JSON header, padded with spaces so the data section starts 8-byte aligned.
+  /// The JSON header, padded with spaces so the data section starts 8-byte aligned. Built as
+  /// text, one entry after another (names are unique, add_entry checks): linear in the number
+  /// of tensors, where inserting into an ordered JSON object searches it for every key.
   std::string header_text() const {
-    nlohmann::ordered_json header = nlohmann::ordered_json::object();
-    if (!metadata_.empty()) header["__metadata__"] = metadata_;
+    std::string text = "{";
+    if (!metadata_.empty()) text += "\"__metadata__\":" + nlohmann::json(metadata_).dump();
     std::uint64_t offset = 0;
     for (const entry& e : entries_) {
       const std::uint64_t size = e.bytes().size();
-      header[e.name] = {{"dtype", dtype_name(e.type)},
-                        {"shape", e.shape},
-                        {"data_offsets", {offset, offset + size}}};
+      if (text.size() > 1) text += ',';
+      text += nlohmann::json(e.name).dump();
+      text += ":{\"dtype\":\"";
+      text += dtype_name(e.type);
+      text += "\",\"shape\":[";
+      for (std::size_t i = 0; i < e.shape.size(); ++i) {
+        if (i > 0) text += ',';
+        text += std::to_string(e.shape[i]);
+      }
+      text += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + size) + "]}";
       offset += size;
     }
-    std::string text = header.dump();
+    text += '}';
     text.append((8 - text.size() % 8) % 8, ' ');
     return text;
   }
