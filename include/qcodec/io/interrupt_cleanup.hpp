@@ -18,9 +18,10 @@
 #include <cstring>
 #include <string_view>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 
-namespace qcodec::io {
+namespace qcodec::inline QCODEC_ABI::io {
 
 namespace detail {
 
@@ -88,4 +89,4 @@ inline void remove_temporaries_on_interrupt() {
   }
 }
 
-}  // namespace qcodec::io
+}  // namespace qcodec::inline QCODEC_ABI::io

@@ -17,9 +17,10 @@
 #include <span>
 #include <string_view>
 
+#include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 
-namespace qcodec::io {
+namespace qcodec::inline QCODEC_ABI::io {
 
 namespace detail {
 
@@ -121,4 +122,4 @@ inline bool equal_mapped(std::span<const std::byte> a, std::span<const std::byte
   return same;
 }
 
-}  // namespace qcodec::io
+}  // namespace qcodec::inline QCODEC_ABI::io
