@@ -118,7 +118,9 @@ TEMPLATE_LIST_TEST_CASE("two-level RMS error of unclipped elements is at most st
   });
   CAPTURE(codec_traits<TestType>::name, clipped, std::sqrt(error / bound));
   CHECK(error <= 1.05 * 1.05 * bound);
-  CHECK(clipped < w.size() / 20);
+  // The search clips on purpose (most at 2 bits: 5% of Gaussian elements); the bound above
+  // must still cover the great majority of elements.
+  CHECK(clipped < w.size() / 10);
 }
 
 TEMPLATE_LIST_TEST_CASE("two-level codes reach all 2^b levels, the symmetric -2^(b-1) included",
@@ -223,7 +225,7 @@ TEMPLATE_LIST_TEST_CASE("two-level validate rejects hostile storage by array", "
   if ((good.sub_blocks_per_row() * TestType::scale_bits) % 8 != 0)
     rejects([](auto& s) { s.sub_scales[static_cast<std::size_t>(2 * s.sub_scale_row_bytes() - 1)] |= 0x80; }, "padding");
   auto misshapen = good;
-  misshapen.cols = 71;
+  misshapen.cols = 78;  // 8 more columns: Bits more code bytes per row
   CHECK_THROWS_AS(TestType::validate(misshapen, "w"), qcodec::error);
 }
 

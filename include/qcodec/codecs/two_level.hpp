@@ -332,8 +332,25 @@ class two_level {
   }
 
   /// The least-squares step of the header's rule, before the sub-scale is quantized (signed
-  /// for symmetric codes).
-  static float best_real_step(const block& x, const block& h) {
+  /// for symmetric codes). The search runs on the block divided by its largest magnitude and
+  /// the importances divided by their largest, so no error sum overflows (|w| near FLT_MAX)
+  /// or underflows (denormal w); the step found is scaled back.
+  static float best_real_step(const block& w, const block& importance) {
+    float magnitude = 0, heaviest = 0;
+    for (index_t i = 0; i < SubBlock; ++i) {
+      magnitude = std::max(magnitude, std::abs(w[i]));
+      heaviest = std::max(heaviest, importance[i]);
+    }
+    if (magnitude == 0) return 0;
+    block x, h;
+    for (index_t i = 0; i < SubBlock; ++i) {
+      x[i] = w[i] / magnitude;
+      h[i] = heaviest > 0 ? importance[i] / heaviest : 1.0f;
+    }
+    return best_normalised_step(x, h) * magnitude;
+  }
+
+  static float best_normalised_step(const block& x, const block& h) {
     float largest = 0, extreme = 0, lo = 0, hi = 0;
     for (index_t i = 0; i < SubBlock; ++i) {
       if (std::abs(x[i]) > largest) {
@@ -343,7 +360,6 @@ class two_level {
       lo = std::min(lo, x[i]);
       hi = std::max(hi, x[i]);
     }
-    if (largest == 0) return 0;
     float best_step = 0, best_error = std::numeric_limits<float>::infinity();
     const auto consider = [&](float step) {
       const int z = zero_point_for(x, step);
