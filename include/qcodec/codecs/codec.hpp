@@ -63,6 +63,12 @@ concept codec = std::copyable<C> && requires(const C& c, matrix_view w,
 template <class C>
 inline constexpr bool is_linear_codec = codec_traits<C>::is_linear;
 
+/// True for linear codecs the integer-domain kernels (ops/integer_gemv.hpp) can read: one
+/// scale and one integer offset per block, 4- or 8-bit codes. A linear codec with another
+/// layout (two_level.hpp) specialises it to false and is served by the FP32 paths.
+template <class C>
+inline constexpr bool has_integer_kernel = is_linear_codec<C>;
+
 /// An encoded matrix: owns its codes and parameters, knows its shape and exact byte size.
 template <class Codec>
 class encoded_matrix {

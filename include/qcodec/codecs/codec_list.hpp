@@ -7,6 +7,7 @@
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/outlier_split.hpp"
 #include "qcodec/codecs/qins.hpp"
+#include "qcodec/codecs/two_level.hpp"
 #include "qcodec/config.hpp"
 
 namespace qcodec::inline QCODEC_ABI {
@@ -45,15 +46,30 @@ using outlier_codecs =
     std::tuple<outlier_split<linear<8>>, outlier_split<linear<4, per_group<128>>>,
                outlier_split<qins<8>>, outlier_split<qins<4>>>;
 
-/// Every codec of the library (linear, QINS, outlier split over each base).
-using all_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, outlier_codecs{}));
+/// The two-level-scale ladder: symmetric sub-blocks of 16 with 6-bit sub-scales at every
+/// width 2..8, INT6 with 8-bit sub-scales (the 6.6-bpw rung), and asymmetric sub-blocks of 32
+/// for widths 3..6 and 8 (their measured SNR and bpw: bench/RESULTS.md).
+using two_level_codecs =
+    std::tuple<two_level<2, 16>, two_level<3, 16>, two_level<4, 16>, two_level<5, 16>,
+               two_level<6, 16>, two_level<6, 16, symmetry::symmetric, 8>, two_level<7, 16>,
+               two_level<8, 16>, two_level<3, 32, symmetry::asymmetric>,
+               two_level<4, 32, symmetry::asymmetric>, two_level<5, 32, symmetry::asymmetric>,
+               two_level<6, 32, symmetry::asymmetric>, two_level<8, 32, symmetry::asymmetric>>;
+
+/// Every codec of the library (linear, QINS, outlier split over each base, two-level).
+using all_codecs =
+    decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, outlier_codecs{}, two_level_codecs{}));
+
+/// The codecs with a CUDA device layout (cuda/device_codec.cuh): all but the two-level ones.
+using device_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, outlier_codecs{}));
 
 /// A few codecs spanning every layout (bits, granularity, scale type, symmetry) for tests
 /// whose cost grows with the list, such as the linear op's.
 using representative_codecs =
     std::tuple<linear<8>, linear<8, per_tensor>, linear<8, per_group<128>, half, symmetry::asymmetric>,
                linear<4, per_group<128>>, linear<4, per_group<32>, float, symmetry::asymmetric>,
-               linear<4, per_row, half>, qins<8>, qins<4>>;
+               linear<4, per_row, half>, qins<8>, qins<4>, two_level<3, 16>,
+               two_level<5, 32, symmetry::asymmetric>>;
 
 /// Calls `f(Codec{})` for every codec type of the tuple `List`, in order.
 template <class List, class F>

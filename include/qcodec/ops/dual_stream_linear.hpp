@@ -136,6 +136,9 @@ class dual_stream_linear {
     static_assert(is_linear_codec<base_codec>,
                   "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
                   "decode first");
+    static_assert(has_integer_kernel<base_codec>,
+                  "qcodec: the integer-domain kernels read one-level linear layouts (linear<>); "
+                  "this codec is served by the FP32 paths");
     if (enabled && !panels_) panels_.emplace(base_.storage());
     if (!enabled) panels_.reset();
   }
@@ -160,7 +163,7 @@ class dual_stream_linear {
                    in_features());
     const index_t batch = x.rows();
     if (batch == 0) return;
-    if constexpr (is_linear_codec<base_codec>)
+    if constexpr (has_integer_kernel<base_codec>)
       if (panels_) return forward_integer(x, y);
     reserve_workspaces(detail::op_thread_count());
     if (batch > gemv_max_batch_) {
@@ -305,7 +308,7 @@ class dual_stream_linear {
   index_t gemv_tile_rows_ = 1, gemm_tile_rows_ = 16;
   std::vector<detail::aligned_buffer> workspaces_;
   struct no_panels {};
-  std::optional<std::conditional_t<is_linear_codec<base_codec>, integer_panels<base_codec>, no_panels>>
+  std::optional<std::conditional_t<has_integer_kernel<base_codec>, integer_panels<base_codec>, no_panels>>
       panels_;
   int8_activations activations_;
 };
