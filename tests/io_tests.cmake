@@ -4,6 +4,8 @@ find_package(nlohmann_json 3 REQUIRED)
 
 qcodec_add_test(test_safetensors test_safetensors.cpp)
 target_link_libraries(test_safetensors PRIVATE nlohmann_json::nlohmann_json)
+qcodec_add_test(test_grid test_grid.cpp)
+target_link_libraries(test_grid PRIVATE nlohmann_json::nlohmann_json)
 
 # The Python client check: the reference `safetensors` package (PyPI) lists a file we wrote
 # and a numpy decoder written from docs/safetensors_layout.md matches ours bit for bit. The

@@ -12,6 +12,7 @@
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/qins.hpp"
+#include "qcodec/codecs/grid.hpp"
 #include "qcodec/codecs/two_level.hpp"
 #include "qcodec/codecs/ortho_stream.hpp"
 #include "qcodec/codecs/outlier_split.hpp"

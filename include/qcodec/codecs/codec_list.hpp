@@ -4,6 +4,7 @@
 
 #include <tuple>
 
+#include "qcodec/codecs/grid.hpp"
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/outlier_split.hpp"
 #include "qcodec/codecs/qins.hpp"
@@ -40,6 +41,14 @@ using linear_codecs = decltype(std::tuple_cat(detail::linear_variants_of_bits<8>
 /// The QINS (log-inverse) codecs, 8 and 4 bits.
 using qins_codecs = std::tuple<qins<8>, qins<4>>;
 
+/// The non-uniform grid codecs: 4 and 3 bits x blocks of 16, 32, 64 x fixed or per-tensor
+/// levels.
+using grid_codecs =
+    std::tuple<grid<4, 16>, grid<4, 32>, grid<4, 64>, grid<3, 16>, grid<3, 32>, grid<3, 64>,
+               grid<4, 16, grid_levels::per_tensor>, grid<4, 32, grid_levels::per_tensor>,
+               grid<4, 64, grid_levels::per_tensor>, grid<3, 16, grid_levels::per_tensor>,
+               grid<3, 32, grid_levels::per_tensor>, grid<3, 64, grid_levels::per_tensor>>;
+
 /// The outlier split over one base per family: INT8 per-row, INT4 per-group, QINS 8 and 4
 /// (the split is a wrapper: its own code is the same for every base).
 using outlier_codecs =
@@ -56,11 +65,12 @@ using two_level_codecs =
                two_level<4, 32, symmetry::asymmetric>, two_level<5, 32, symmetry::asymmetric>,
                two_level<6, 32, symmetry::asymmetric>, two_level<8, 32, symmetry::asymmetric>>;
 
-/// Every codec of the library (linear, QINS, outlier split over each base, two-level).
-using all_codecs =
-    decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, outlier_codecs{}, two_level_codecs{}));
+/// Every codec of the library (linear, QINS, grid, outlier split over each base, two-level).
+using all_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, grid_codecs{}, outlier_codecs{},
+                                           two_level_codecs{}));
 
-/// The codecs with a CUDA device layout (cuda/device_codec.cuh): all but the two-level ones.
+/// The codecs with a CUDA device layout (cuda/device_codec.cuh): all but the two-level and
+/// grid ones.
 using device_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, outlier_codecs{}));
 
 /// A few codecs spanning every layout (bits, granularity, scale type, symmetry) for tests
@@ -68,7 +78,7 @@ using device_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, ou
 using representative_codecs =
     std::tuple<linear<8>, linear<8, per_tensor>, linear<8, per_group<128>, half, symmetry::asymmetric>,
                linear<4, per_group<128>>, linear<4, per_group<32>, float, symmetry::asymmetric>,
-               linear<4, per_row, half>, qins<8>, qins<4>, two_level<3, 16>,
+               linear<4, per_row, half>, qins<8>, qins<4>, grid<4, 32>, two_level<3, 16>,
                two_level<5, 32, symmetry::asymmetric>>;
 
 /// Calls `f(Codec{})` for every codec type of the tuple `List`, in order.

@@ -1,0 +1,521 @@
+#pragma once
+/// Non-uniform grid codec: per block of BlockSize elements along a row, one signed FP16 scale
+/// times a table of 2^Bits levels (3 or 4 bits) designed by Lloyd-Max. QINS is the log-spaced
+/// member of this family; this one places its levels where the block-normalised weights are.
+/// A codec at rest only (not linear: codec_traits<grid<...>>::is_linear is false).
+///
+/// Layout of `storage`:
+///  - codes: rows x row_bytes, densely packed (grid_math.hpp): row_bytes = ceil(cols * Bits / 8),
+///    padding bits zero;
+///  - scales: one FP16 per block, (row, block) -> row * blocks_per_row + block, signed; the last
+///    block of a row may be shorter;
+///  - levels (grid_levels::per_tensor only): the tensor's 2^Bits FP32 levels. The fixed
+///    variant stores none: its levels are `fixed_levels`, compiled in.
+/// A level table is strictly increasing, holds 0 exactly once and ends at l_{L-1} = 1, with
+/// l_0 >= -1; a code k decodes to levels[k] * scale.
+///
+/// Encoding (the specification):
+///  - codes: each weight takes the code whose decoded value (levels[k] * scale as a float,
+///    as decode computes it) is nearest in value, ties to the smaller decoded value. 0 is a
+///    level, so no weight ever decodes to the opposite sign;
+///  - scale rule: with m+ = max(0, max w) and m- = max(0, -min w) over the block, the covering
+///    scales s+ = max(m+, m- / |l_0|) and s- = -max(m-, m+ / |l_0|) (the smallest positive and
+///    negative scales whose grid spans the block) are rounded to FP16 away from zero, capped
+///    at 65504 in magnitude; the candidates are f * s+ and f * s- for f in scale_fractions
+///    (rounded to nearest but for f = 1) and, for each, the least-squares scale sum(w q) /
+///    sum(q^2) of its codes (q their levels); the block's scale is the candidate whose codes
+///    give the least squared error as decoded. The covering candidates bound it: the block's
+///    RMS error is at most (largest level gap) * min(|s+|, |s-|) / 2, up to rounding;
+///  - levels: Lloyd-Max on the block-scaled model, `iterations` rounds of (choose every sampled
+///    block's scale and codes by the rules above; move each level except 0 to the least-squares
+///    value sum(s w) / sum(s^2) over the weights coded with it), then the table is mirrored if
+///    |l_0| > l_{L-1} and divided by its last level. Sampled are all blocks of the tensor when
+///    it has at most 2^16 elements, else of floor(2^16 / cols) (at least 1) evenly spaced rows.
+///    The fixed tables are this design run on N(0, 1) weights (design_sample_rows x
+///    design_sample_cols, std::mt19937_64 seeded with design_seed, std::normal_distribution)
+///    with 32-element blocks from uniform_levels(), fixed_design_iterations rounds
+///    (tests/test_grid.cpp recomputes them); the per-tensor tables run it on the tensor itself
+///    from the fixed table, per_tensor_iterations rounds.
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include <vector>
+
+#include "qcodec/config.hpp"
+#include "qcodec/codecs/array_visiting.hpp"
+#include "qcodec/codecs/codec.hpp"
+#include "qcodec/codecs/grid_math.hpp"
+#include "qcodec/codecs/storage_checks.hpp"
+#include "qcodec/core/half.hpp"
+
+namespace qcodec::inline QCODEC_ABI {
+
+/// Where a grid codec's level table comes from.
+enum class grid_levels {
+  /// Designed once offline (the file comment of grid.hpp) and compiled in: no stored table.
+  fixed,
+  /// Designed per tensor by Lloyd-Max on its own weights and stored (2^Bits FP32 values).
+  per_tensor,
+};
+
+namespace detail {
+
+/// The compiled-in level tables (grid.hpp's design on N(0, 1) weights, 32-element blocks).
+template <int Bits>
+inline constexpr std::array<float, (1 << Bits)> grid_fixed_levels{};
+template <>
+inline constexpr std::array<float, 16> grid_fixed_levels<4> = {
+    -0.815925717f, -0.634082973f, -0.492204726f, -0.374908805f, -0.272942781f, -0.17890349f,
+    -0.0886541158f, 0.0f, 0.0851045772f, 0.173642978f, 0.266233832f, 0.365377009f,
+    0.472677797f, 0.599294782f, 0.764054835f, 1.0f};
+template <>
+inline constexpr std::array<float, 8> grid_fixed_levels<3> = {
+    -0.726659536f, -0.430151433f, -0.203820437f, 0.0f, 0.190011233f, 0.396977127f, 0.6515885f, 1.0f};
+
+}  // namespace detail
+
+template <int Bits, index_t BlockSize = 32, grid_levels Levels = grid_levels::fixed>
+class grid {
+  static_assert(Bits == 3 || Bits == 4, "qcodec: grid codes are 3 or 4 bits");
+  static_assert(BlockSize == 16 || BlockSize == 32 || BlockSize == 64,
+                "qcodec: grid block size must be 16, 32 or 64");
+
+ public:
+  static constexpr int level_count = 1 << Bits;
+  static constexpr index_t block_size = BlockSize;
+  static constexpr bool stores_levels = Levels == grid_levels::per_tensor;
+  using level_table = std::array<float, level_count>;
+
+  /// The compiled-in table of the fixed variant, and the start of the per-tensor design.
+  static constexpr level_table fixed_levels = detail::grid_fixed_levels<Bits>;
+  /// Fractions f of the scale rule: 1 covers the block, smaller ones clip its largest weights
+  /// (the least-squares step then moves each candidate where its codes want it); more
+  /// fractions (down to 0.8, or above 1) moved the SNR by <= 0.15 dB at half the speed.
+  static constexpr float scale_fractions[] = {1.0f, 0.95f, 0.9f, 0.85f};
+  static constexpr int per_tensor_iterations = 6;
+  static constexpr int fixed_design_iterations = 40;
+  static constexpr index_t design_sample_rows = 64, design_sample_cols = 1024;
+  static constexpr std::uint64_t design_seed = 20261202;
+  /// Largest magnitude the codec takes: the largest finite FP16, the largest scale.
+  static constexpr float max_magnitude = 65504.0f;
+
+  struct storage : detail::array_visiting<storage> {
+    index_t rows = 0, cols = 0;
+    std::vector<std::uint8_t> codes;
+    std::vector<half> scales;
+    std::vector<float> levels;  // per_tensor only
+
+    index_t row_bytes() const { return grid_math::packed_bytes(Bits, cols); }
+    index_t blocks_per_row() const { return (cols + BlockSize - 1) / BlockSize; }
+
+    template <class Self, class Visitor>
+    static void visit_arrays_of(Self& self, Visitor& visit) {
+      visit("codes", self.codes);
+      visit("scales", self.scales);
+      if constexpr (stores_levels) visit("levels", self.levels);
+    }
+  };
+
+  /// The table l_k = (k - (L/2 - 1)) / (L/2): uniform, 0 at k = L/2 - 1, ending at 1.
+  static constexpr level_table uniform_levels() {
+    level_table l{};
+    for (int k = 0; k < level_count; ++k)
+      l[static_cast<std::size_t>(k)] = static_cast<float>(k - (level_count / 2 - 1)) / (level_count / 2);
+    return l;
+  }
+
+  /// The levels a storage decodes with.
+  static const float* levels_of(const storage& s) {
+    if constexpr (stores_levels) return s.levels.data();
+    else return fixed_levels.data();
+  }
+
+  encoded_matrix<grid> encode(matrix_view w, std::string_view name = "weight") const {
+    detail::require_finite_nonempty(w, name);
+    require_fp16_range(w, name);
+    if constexpr (stores_levels) return encode_rows(w, design_levels(w, fixed_levels, per_tensor_iterations));
+    else return encode_rows(w, fixed_levels);
+  }
+
+  /// Encodes `w` with a given level table (validated), stored with the codes: for rows joining
+  /// an encoded tensor, or a table designed elsewhere. Per-tensor variant only.
+  encoded_matrix<grid> encode_with_levels(matrix_view w, const level_table& levels,
+                                          std::string_view name = "weight") const
+    requires(stores_levels)
+  {
+    detail::require_finite_nonempty(w, name);
+    require_fp16_range(w, name);
+    validate_levels(levels.data(), name);
+    return encode_rows(w, levels);
+  }
+
+  /// Lloyd-Max design of a level table on `w` from `start` (the file comment's rule); throws
+  /// as encode does on input it refuses. Falls back to `start` if rounding ever broke the
+  /// table's invariants.
+  static level_table design_levels(matrix_view w, const level_table& start, int iterations,
+                                   std::string_view name = "weight") {
+    detail::require_finite_nonempty(w, name);
+    require_fp16_range(w, name);
+    const index_t rows = w.rows(), cols = w.cols();
+    const index_t sampled_rows =
+        rows * cols <= design_sample_limit ? rows : std::clamp<index_t>(design_sample_limit / cols, 1, rows);
+    const index_t blocks = (cols + BlockSize - 1) / BlockSize;
+    level_table levels = start;
+    for (int iteration = 0; iteration < iterations; ++iteration) {
+      const int zero = zero_code(levels.data());
+      std::array<double, level_count> weighted_sum{}, scale_squares{};
+      for (index_t i = 0; i < sampled_rows; ++i) {
+        const index_t r = (2 * i + 1) * rows / (2 * sampled_rows);
+        for (index_t b = 0; b < blocks; ++b) {
+          block_values values;
+          const index_t n = load_block(w, r, b, values);
+          const float scale = static_cast<float>(choose_scale(values, levels));
+          if (scale == 0) continue;
+          std::uint8_t codes[BlockSize * Bits / 8 + 1] = {};
+          write_codes(values, n, scale, levels, zero, codes, 0);
+          for (index_t c = 0; c < n; ++c) {
+            const unsigned k = grid_math::unpack_code<Bits>(codes, c);
+            weighted_sum[k] += static_cast<double>(scale) * values[c];
+            scale_squares[k] += static_cast<double>(scale) * scale;
+          }
+        }
+      }
+      std::array<double, level_count> next;
+      for (int k = 0; k < level_count; ++k)
+        next[static_cast<std::size_t>(k)] = k != zero && scale_squares[static_cast<std::size_t>(k)] > 0
+                                                ? weighted_sum[static_cast<std::size_t>(k)] / scale_squares[static_cast<std::size_t>(k)]
+                                                : levels[static_cast<std::size_t>(k)];
+      std::sort(next.begin(), next.end());
+      if (-next.front() > next.back()) {
+        std::reverse(next.begin(), next.end());
+        for (double& l : next) l = -l;
+      }
+      const double top = next.back();
+      level_table candidate;
+      for (int k = 0; k < level_count; ++k)
+        candidate[static_cast<std::size_t>(k)] = static_cast<float>(next[static_cast<std::size_t>(k)] / top);
+      candidate.back() = 1.0f;
+      if (!levels_valid(candidate.data())) return levels;
+      levels = candidate;
+    }
+    return levels;
+  }
+
+  /// Decodes rows [first, last); bit-exact with decode_rows_ref.
+  static void decode_rows(const storage& s, index_t first, index_t last, float* out) {
+    const float* levels = levels_of(s);
+    const index_t blocks = s.blocks_per_row();
+    for (index_t r = first; r < last; ++r, out += s.cols) {
+      const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
+      const half* scales = s.scales.data() + r * blocks;
+      index_t c = 0;
+      if constexpr (Bits == 4) {
+        // Two codes per byte; blocks start on even columns.
+        for (index_t b = 0; b < blocks; ++b) {
+          const float scale = static_cast<float>(scales[b]);
+          const index_t end = std::min(s.cols, c + BlockSize);
+          for (; c + 2 <= end; c += 2) {
+            const unsigned byte = row[c >> 1];
+            out[c] = levels[byte & 0xFu] * scale;
+            out[c + 1] = levels[byte >> 4] * scale;
+          }
+          if (c < end) out[c] = levels[row[c >> 1] & 0xFu] * scale, ++c;
+        }
+      } else {
+        // Eight codes per three bytes; blocks start on multiples of 8 columns.
+        for (index_t b = 0; b < blocks; ++b) {
+          const float scale = static_cast<float>(scales[b]);
+          const index_t end = std::min(s.cols, c + BlockSize);
+          for (; c + 8 <= end; c += 8) {
+            const std::uint8_t* p = row + c / 8 * 3;
+            const std::uint32_t bits = p[0] | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16);
+            for (int j = 0; j < 8; ++j) out[c + j] = levels[(bits >> (3 * j)) & 7u] * scale;
+          }
+          for (; c < end; ++c) out[c] = grid_math::decode(grid_math::unpack_code<Bits>(row, c), levels, scale);
+        }
+      }
+    }
+  }
+
+  /// The reference decode, the specification: every code read bit by bit from the layout of
+  /// grid_math.hpp, times its block's scale.
+  static void decode_rows_ref(const storage& s, index_t first, index_t last, float* out) {
+    const float* levels = levels_of(s);
+    for (index_t r = first; r < last; ++r, out += s.cols) {
+      for (index_t c = 0; c < s.cols; ++c) {
+        unsigned code = 0;
+        for (int bit = 0; bit < Bits; ++bit) {
+          const index_t position = r * s.row_bytes() * 8 + c * Bits + bit;
+          code |= ((s.codes[static_cast<std::size_t>(position / 8)] >> (position % 8)) & 1u) << bit;
+        }
+        const float scale = static_cast<float>(s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + c / BlockSize)]);
+        out[c] = levels[code] * scale;
+      }
+    }
+  }
+
+  /// out[b] = sum_c Ŵ(r, c) x[b][c] for b < NB (the fused path of dual_stream_linear), as plain
+  /// loops: each Ŵ(r, c) decoded exactly as decode_rows (or read from `cached`, the decoded
+  /// weight: the same bits), accumulated in column order by FMA, K roundings per output.
+  /// Plain C++ on every target (the target is unused).
+  template <int NB, class Target>
+  static void dot_row(Target, const storage& s, index_t r, const float* const* x, float* out,
+                      const float* cached = nullptr) {
+    float row_values[BlockSize];
+    float acc[NB] = {};
+    for (index_t c0 = 0; c0 < s.cols; c0 += BlockSize) {
+      const index_t n = std::min(BlockSize, s.cols - c0);
+      const float* values = row_values;
+      if (cached != nullptr) values = cached + r * s.cols + c0;
+      else decode_block(s, r, c0 / BlockSize, n, row_values);
+      for (index_t c = 0; c < n; ++c)
+        for (int b = 0; b < NB; ++b) acc[b] = std::fma(values[c], x[b][c0 + c], acc[b]);
+    }
+    for (int b = 0; b < NB; ++b) out[b] = acc[b];
+  }
+
+  static void validate(const storage& s, std::string_view name) {
+    detail::require_shape(name, s.rows, s.cols);
+    const auto expect = [&](std::string_view array, std::size_t size, index_t expected) {
+      detail::require_array_size(name, array, size, static_cast<std::size_t>(expected), s.rows, s.cols);
+    };
+    expect("codes", s.codes.size(), s.rows * s.row_bytes());
+    expect("scales", s.scales.size(), s.rows * s.blocks_per_row());
+    expect("levels", s.levels.size(), stores_levels ? level_count : 0);
+    for (std::size_t i = 0; i < s.scales.size(); ++i)
+      if (!std::isfinite(static_cast<float>(s.scales[i])))
+        detail::fail("tensor '", name, "': scale ", i, " is ", static_cast<float>(s.scales[i]),
+                     " (must be finite)");
+    if constexpr (stores_levels) validate_levels(s.levels.data(), name);
+    // Padding bits zero, so one matrix has one byte string.
+    const index_t used_bits = (s.cols * Bits) % 8;
+    if (used_bits != 0)
+      for (index_t r = 0; r < s.rows; ++r)
+        if (s.codes[static_cast<std::size_t>((r + 1) * s.row_bytes() - 1)] >> used_bits)
+          detail::fail("tensor '", name, "': row ", r, ": padding bits of the last code byte are not zero");
+  }
+
+  /// Throws qcodec::error naming `name` unless `levels` (level_count values) is a level table:
+  /// finite, strictly increasing, holding 0, last level 1 and first >= -1 (so every decoded
+  /// value is at most |scale|: finite).
+  static void validate_levels(const float* levels, std::string_view name) {
+    for (int k = 0; k < level_count; ++k)
+      if (!std::isfinite(levels[k]) || (k > 0 && !(levels[k] > levels[k - 1])))
+        detail::fail("tensor '", name, "': levels[", k, "] = ", levels[k],
+                     ": levels must be finite and strictly increasing");
+    if (levels[level_count - 1] != 1.0f)
+      detail::fail("tensor '", name, "': the last level is ", levels[level_count - 1], ", must be 1");
+    if (!(levels[0] >= -1.0f))
+      detail::fail("tensor '", name, "': the first level is ", levels[0], ", must be >= -1");
+    if (zero_code(levels) < 0) detail::fail("tensor '", name, "': the levels do not hold 0");
+  }
+
+  static std::size_t byte_size(const storage& s) {
+    return s.codes.size() + s.scales.size() * sizeof(half) + s.levels.size() * sizeof(float);
+  }
+
+  /// The code of level 0 (-1 if the table has none).
+  static int zero_code(const float* levels) {
+    for (int k = 0; k < level_count; ++k)
+      if (levels[k] == 0.0f) return k;
+    return -1;
+  }
+
+ private:
+  static constexpr index_t design_sample_limit = index_t{1} << 16;
+  /// Evaluation lanes: independent partial sums the compiler keeps in one vector register.
+  static constexpr index_t lanes = 8;
+  static_assert(BlockSize % lanes == 0);
+
+  /// One block's weights, padded with zeros to BlockSize (a zero codes to level 0 exactly
+  /// and adds nothing to any sum).
+  using block_values = float[BlockSize];
+
+  static encoded_matrix<grid> encode_rows(matrix_view w, const level_table& levels) {
+    storage s;
+    s.rows = w.rows();
+    s.cols = w.cols();
+    s.codes.assign(static_cast<std::size_t>(s.rows * s.row_bytes()), 0);
+    s.scales.resize(static_cast<std::size_t>(s.rows * s.blocks_per_row()));
+    if constexpr (stores_levels) s.levels.assign(levels.begin(), levels.end());
+    const int zero = zero_code(levels.data());
+    for (index_t r = 0; r < s.rows; ++r) {
+      std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
+      for (index_t b = 0; b < s.blocks_per_row(); ++b) {
+        block_values values;
+        const index_t n = load_block(w, r, b, values);
+        const half scale = choose_scale(values, levels);
+        s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)] = scale;
+        write_codes(values, n, static_cast<float>(scale), levels, zero, codes, b * BlockSize);
+      }
+    }
+    return encoded_matrix<grid>(std::move(s));
+  }
+
+  static bool levels_valid(const float* levels) {
+    for (int k = 1; k < level_count; ++k)
+      if (!(levels[k] > levels[k - 1]) || !std::isfinite(levels[k])) return false;
+    return levels[level_count - 1] == 1.0f && levels[0] >= -1.0f && zero_code(levels) >= 0;
+  }
+
+  static void require_fp16_range(matrix_view w, std::string_view name) {
+    for (index_t r = 0; r < w.rows(); ++r) {
+      if (w.row(r).cwiseAbs().maxCoeff() <= max_magnitude) continue;
+      for (index_t c = 0; c < w.cols(); ++c)
+        if (!(std::abs(w(r, c)) <= max_magnitude))
+          detail::fail("tensor '", name, "': value ", w(r, c), " at row ", r, ", col ", c,
+                       " exceeds the FP16 scale range of the grid codec (|w| <= ", max_magnitude, ")");
+    }
+  }
+
+  static index_t load_block(matrix_view w, index_t r, index_t b, block_values& values) {
+    const index_t first = b * BlockSize, n = std::min(BlockSize, w.cols() - first);
+    for (index_t c = 0; c < BlockSize; ++c) values[c] = c < n ? w(r, first + c) : 0.0f;
+    return n;
+  }
+
+  static void decode_block(const storage& s, index_t r, index_t b, index_t n, float* out) {
+    const float* levels = levels_of(s);
+    const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
+    const float scale = static_cast<float>(s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)]);
+    for (index_t c = 0; c < n; ++c)
+      out[c] = grid_math::decode(grid_math::unpack_code<Bits>(row, b * BlockSize + c), levels, scale);
+  }
+
+  /// The levels in the order of their decoded values under `scale` (reversed for a negative
+  /// scale), the decoded values and the midpoints between neighbours.
+  struct sorted_grid {
+    float level[level_count];
+    float value[level_count];
+    float midpoint[level_count - 1];
+    sorted_grid(const level_table& levels, float scale) {
+      for (int j = 0; j < level_count; ++j) {
+        level[j] = levels[static_cast<std::size_t>(scale < 0 ? level_count - 1 - j : j)];
+        value[j] = level[j] * scale;
+      }
+      for (int j = 0; j + 1 < level_count; ++j) midpoint[j] = 0.5f * (value[j] + value[j + 1]);
+    }
+  };
+
+  struct block_fit {
+    double squared_error = 0, weighted_sum = 0, level_squares = 0;
+  };
+
+  /// Squared error of a block under `scale` with each weight coded by the midpoints (the
+  /// value-nearest code but for ties within rounding of a midpoint), and the sums of the
+  /// least-squares scale. Branch-free per lane, so the compiler vectorises it.
+  static block_fit evaluate(const block_values& w, float scale, const level_table& levels) {
+    const sorted_grid g(levels, scale);
+    float error[lanes] = {}, weighted[lanes] = {}, squares[lanes] = {};
+    for (index_t i = 0; i < BlockSize; i += lanes)
+      for (index_t k = 0; k < lanes; ++k) {
+        const float x = w[i + k];
+        float q = g.level[0];
+        for (int j = 0; j + 1 < level_count; ++j) q = x > g.midpoint[j] ? g.level[j + 1] : q;
+        const float e = x - q * scale;
+        error[k] += e * e;
+        weighted[k] += x * q;
+        squares[k] += q * q;
+      }
+    block_fit fit;
+    for (index_t k = 0; k < lanes; ++k) {
+      fit.squared_error += error[k];
+      fit.weighted_sum += weighted[k];
+      fit.level_squares += squares[k];
+    }
+    return fit;
+  }
+
+  /// The scale rule of the file comment.
+  static half choose_scale(const block_values& w, const level_table& levels) {
+    float positive = 0, negative = 0;  // m+ and m-
+    for (index_t c = 0; c < BlockSize; ++c) {
+      positive = std::max(positive, w[c]);
+      negative = std::max(negative, -w[c]);
+    }
+    if (positive == 0 && negative == 0) return half(0.0f);
+    half best = half(0.0f);
+    double best_error = std::numeric_limits<double>::infinity();
+    const auto consider = [&](half scale) {
+      const float value = static_cast<float>(scale);
+      if (!std::isfinite(value)) return block_fit{};
+      const block_fit fit = evaluate(w, value, levels);
+      if (fit.squared_error < best_error) {
+        best_error = fit.squared_error;
+        best = scale;
+      }
+      return fit;
+    };
+    const auto consider_refined = [&](half scale) {
+      const block_fit fit = consider(scale);
+      if (fit.level_squares > 0) consider(half(static_cast<float>(fit.weighted_sum / fit.level_squares)));
+    };
+    const float shorter_end = -levels.front();  // |l_0| <= l_{L-1} = 1
+    for (const float cover : {std::max(positive, negative / shorter_end), -std::max(negative, positive / shorter_end)}) {
+      const half covering = cover_scale(cover);
+      consider_refined(covering);
+      for (const float fraction : scale_fractions)
+        if (fraction != 1.0f) consider_refined(half(static_cast<float>(covering) * fraction));
+    }
+    return best;
+  }
+
+  /// `scale` rounded to FP16 away from zero (FP16 bits are sign-magnitude), capped at the
+  /// largest finite FP16 in magnitude.
+  static half cover_scale(float scale) {
+    const float capped = std::clamp(scale, -max_magnitude, max_magnitude);
+    half rounded = half(capped);
+    if (std::abs(static_cast<float>(rounded)) < std::abs(capped))
+      rounded = Eigen::numext::bit_cast<half>(static_cast<std::uint16_t>(Eigen::numext::bit_cast<std::uint16_t>(rounded) + 1));
+    return rounded;
+  }
+
+  /// Packs the value-nearest codes of the block's first n weights under `scale`, starting at
+  /// column `first` of the row `codes` (whose bits there are zero). A zero scale codes 0.
+  static void write_codes(const block_values& w, index_t n, float scale, const level_table& levels,
+                          int zero, std::uint8_t* codes, index_t first) {
+    if (scale == 0) {
+      for (index_t c = 0; c < n; ++c) grid_math::pack_code_into_zeros<Bits>(codes, first + c, static_cast<unsigned>(zero));
+      return;
+    }
+    const sorted_grid g(levels, scale);
+    for (index_t c = 0; c < n; ++c) {
+      const float x = w[c];
+      int j = 0;
+      for (int m = 0; m + 1 < level_count; ++m) j += x > g.midpoint[m];
+      // The midpoints are rounded: settle on the nearest decoded value in double (exact).
+      const auto distance = [&](int k) { return std::abs(static_cast<double>(x) - g.value[k]); };
+      while (j > 0 && distance(j - 1) <= distance(j)) --j;
+      while (j + 1 < level_count && distance(j + 1) < distance(j)) ++j;
+      const int code = scale < 0 ? level_count - 1 - j : j;
+      grid_math::pack_code_into_zeros<Bits>(codes, first + c, static_cast<unsigned>(code));
+    }
+  }
+};
+
+template <int Bits, index_t BlockSize, grid_levels Levels>
+struct codec_traits<grid<Bits, BlockSize, Levels>> {
+  static constexpr int bits = Bits;
+  static constexpr bool is_linear = false;
+  static constexpr index_t block_size = BlockSize;
+  static constexpr index_t bytes_per_block = BlockSize * Bits / 8 + index_t{sizeof(half)};
+  static constexpr auto name_text = [] {
+    detail::fixed_name<20> n;
+    n.append("grid");
+    n.append_number(Bits);
+    n.append("-g");
+    n.append_number(BlockSize);
+    if constexpr (Levels == grid_levels::per_tensor) n.append("-lut");
+    return n;
+  }();
+  static constexpr std::string_view name = name_text;
+};
+
+static_assert(codec<grid<4>>);
+static_assert(codec<grid<3, 64, grid_levels::per_tensor>>);
+
+}  // namespace qcodec::inline QCODEC_ABI
