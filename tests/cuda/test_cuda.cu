@@ -250,9 +250,9 @@ TEMPLATE_LIST_TEST_CASE("cuda decode equals the host decode bit for bit", "[cuda
 
 // The representative codecs that have a device layout (the two-level ones have none yet).
 using forward_codecs = decltype(std::tuple_cat(
-    std::tuple<linear<8>, linear<8, per_tensor>, linear<8, per_group<128>, half, symmetry::asymmetric>,
+    std::tuple<linear<8>, linear<8, per_tensor>, linear<8, per_group<128>, qcodec::half, symmetry::asymmetric>,
                linear<4, per_group<128>>, linear<4, per_group<32>, float, symmetry::asymmetric>,
-               linear<4, per_row, half>, qins<8>, qins<4>>{},
+               linear<4, per_row, qcodec::half>, qins<8>, qins<4>>{},
     outlier_codecs{}));
 
 TEMPLATE_LIST_TEST_CASE("cuda dual_stream_linear matches an FP64 reference", "[cuda][device]", forward_codecs) {

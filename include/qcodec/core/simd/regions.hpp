@@ -7,9 +7,8 @@
 #if defined(__clang__)
 #  define QCODEC_BEGIN_AVX2 \
     _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c\"))), apply_to = function)")
-#  define QCODEC_BEGIN_AVX512                                                                    \
-    _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c,avx512f,avx512bw,"      \
-            "avx512vl,avx512dq,avx512vnni,avx512vbmi\"))), apply_to = function)")
+#  define QCODEC_BEGIN_AVX512 \
+    _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi\"))), apply_to = function)")
 #  define QCODEC_END_TARGET _Pragma("clang attribute pop")
 #elif defined(__GNUC__)
 #  define QCODEC_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,f16c\")")

@@ -57,7 +57,11 @@ inline bool cpu_supports(target t) {
   switch (t) {
 #if QCODEC_X86_TARGETS
     case target::avx2:
+#  if defined(__clang__)  // clang 14's __builtin_cpu_supports lacks "f16c"; every AVX2 CPU has it
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#  else
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#  endif
     case target::avx512:
       return cpu_supports(target::avx2) && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
