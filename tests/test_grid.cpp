@@ -259,11 +259,13 @@ TEMPLATE_TEST_CASE("grid fixed tables are the stated Lloyd-Max design", "[grid][
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (index_t i = 0; i < w.size(); ++i) w.data()[i] = normal(rng);
   const auto designed = codec::design_levels(w, codec::uniform_levels(), codec::fixed_design_iterations);
-  // Compiled with other flags (FMA contraction) the float sums may round differently; the
-  // printed table has 9 digits. 1e-4 is far below the distance between levels (>= 0.08).
+  // Compiled with other flags (FMA contraction, vector widths) the float sums round
+  // differently and 40 Lloyd-Max rounds carry that into the levels: measured 1.4e-4 between
+  // the x86-64 baseline and -march=native builds. 1e-3 still ties the table to its design:
+  // below 1/80 of the smallest distance between levels (>= 0.08).
   for (int k = 0; k < codec::level_count; ++k) {
     CAPTURE(k, designed[static_cast<std::size_t>(k)], codec::fixed_levels[static_cast<std::size_t>(k)]);
-    CHECK(std::abs(designed[static_cast<std::size_t>(k)] - codec::fixed_levels[static_cast<std::size_t>(k)]) <= 1e-4);
+    CHECK(std::abs(designed[static_cast<std::size_t>(k)] - codec::fixed_levels[static_cast<std::size_t>(k)]) <= 1e-3);
   }
   CHECK_NOTHROW(codec::validate_levels(codec::fixed_levels.data(), "fixed"));
 }

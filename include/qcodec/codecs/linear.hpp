@@ -239,16 +239,18 @@ class linear {
 
   /// FP16 scales below the normal range (2^-14) lose precision, down to a flush to zero.
   /// Rounding the scale s to s' moves a block's decoded values by at most reach * |s' - s|
-  /// (reach = the largest |code - offset|) beyond the quantization error of s itself. A normal
-  /// FP16 scale moves them by at most 2^-11 of the block's magnitude, so at most 2^-11 M, M the
-  /// tensor's largest magnitude. The rule: a subnormal or zero FP16 scale is kept while it
-  /// moves the values by at most 2^-11 M too (a block negligible within its tensor, e.g. a row
-  /// of FP32 denormals), and otherwise the tensor is refused (FP32 scales keep it).
+  /// (reach = the largest |code - offset|) beyond the quantization error of s itself. The
+  /// rule: a subnormal or zero FP16 scale is kept while that move stays within half a step
+  /// (s / 2, the rounding error the codes already carry) or within 2^-11 M, M the tensor's
+  /// largest magnitude (a block negligible within its tensor, e.g. a row of FP32 denormals;
+  /// 2^-11 M is what a normal FP16 scale's rounding costs the tensor's largest block), and
+  /// otherwise the tensor is refused (FP32 scales keep it).
   static bool fp16_scale_loses_precision(double scale, float rounded, float largest) {
     if constexpr (!std::same_as<Scale, half>) return false;
     const int reach = symmetric ? symmetric_offset - 1 : max_code;
-    return scale > 0 && rounded < 0x1p-14f &&
-           reach * std::abs(static_cast<double>(rounded) - scale) > 0x1p-11 * static_cast<double>(largest);
+    const double move = reach * std::abs(static_cast<double>(rounded) - scale);
+    return scale > 0 && rounded < 0x1p-14f && move > scale / 2 &&
+           move > 0x1p-11 * static_cast<double>(largest);
   }
 
   /// Scale and offset for the clip range [lo, hi] (lo <= 0 <= hi), the scale rounded to the
