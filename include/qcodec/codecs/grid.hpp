@@ -291,12 +291,7 @@ class grid {
         detail::fail("tensor '", name, "': scale ", i, " is ", static_cast<float>(s.scales[i]),
                      " (must be finite)");
     if constexpr (stores_levels) validate_levels(s.levels.data(), name);
-    // Padding bits zero, so one matrix has one byte string.
-    const index_t used_bits = (s.cols * Bits) % 8;
-    if (used_bits != 0)
-      for (index_t r = 0; r < s.rows; ++r)
-        if (s.codes[static_cast<std::size_t>((r + 1) * s.row_bytes() - 1)] >> used_bits)
-          detail::fail("tensor '", name, "': row ", r, ": padding bits of the last code byte are not zero");
+    detail::require_zero_padding(name, "codes", s.codes, s.rows, s.row_bytes(), s.cols * Bits);
   }
 
   /// Throws qcodec::error naming `name` unless `levels` (level_count values) is a level table:

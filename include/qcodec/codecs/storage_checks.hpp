@@ -35,4 +35,17 @@ void require_scales(std::string_view tensor, const Scales& scales) {
   }
 }
 
+/// Throws unless the bits past `used_bits` in the last byte of each of `rows` rows of
+/// `row_bytes` bytes are zero, so one matrix has one byte representation (a file round trip
+/// is byte-identical).
+template <class Bytes>
+void require_zero_padding(std::string_view tensor, std::string_view array, const Bytes& bytes, index_t rows,
+                          index_t row_bytes, index_t used_bits) {
+  const int used = static_cast<int>(used_bits % 8);
+  if (used == 0 || row_bytes == 0) return;
+  for (index_t r = 0; r < rows; ++r)
+    if (bytes[static_cast<std::size_t>((r + 1) * row_bytes - 1)] >> used)
+      fail("tensor '", tensor, "': ", array, " of row ", r, " has non-zero padding bits");
+}
+
 }  // namespace qcodec::inline QCODEC_ABI::detail

@@ -262,11 +262,11 @@ class two_level {
     // |m| <= 2^ScaleBits with d <= 65504 keep every decoded value below 2^(8+8+16): finite.
     // What remains are the super-block scales and the padding bits past each row's fields.
     detail::require_scales(name, s.super_scales);
-    require_zero_padding(name, "codes", s.codes, s.rows, s.code_row_bytes(), s.cols * Bits);
-    require_zero_padding(name, "sub_scales", s.sub_scales, s.rows, s.sub_scale_row_bytes(),
+    detail::require_zero_padding(name, "codes", s.codes, s.rows, s.code_row_bytes(), s.cols * Bits);
+    detail::require_zero_padding(name, "sub_scales", s.sub_scales, s.rows, s.sub_scale_row_bytes(),
                          s.sub_blocks_per_row() * ScaleBits);
     if constexpr (!symmetric)
-      require_zero_padding(name, "zero_points", s.zero_points, s.rows, s.zero_point_row_bytes(),
+      detail::require_zero_padding(name, "zero_points", s.zero_points, s.rows, s.zero_point_row_bytes(),
                            s.sub_blocks_per_row() * Bits);
   }
 
@@ -276,18 +276,6 @@ class two_level {
 
  private:
   using block = float[SubBlock];
-
-  /// Throws unless the bits past `used_bits` in the last byte of each row are zero, so one
-  /// matrix has one byte representation (the file round trip is byte-identical).
-  static void require_zero_padding(std::string_view name, std::string_view array,
-                                   const std::vector<std::uint8_t>& bytes, index_t rows,
-                                   index_t row_bytes, index_t used_bits) {
-    const int used = static_cast<int>(used_bits % 8);
-    if (used == 0 || row_bytes == 0) return;
-    for (index_t r = 0; r < rows; ++r)
-      if (bytes[static_cast<std::size_t>((r + 1) * row_bytes - 1)] >> used)
-        detail::fail("tensor '", name, "': ", array, " of row ", r, " has non-zero padding bits");
-  }
 
   /// Level of w under a step whose inverse is `inverse` (0 for a zero step): rint, clamped to
   /// the levels of zero point z (symmetric: z = level_offset).
