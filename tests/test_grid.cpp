@@ -30,7 +30,7 @@ namespace {
 /// The storage's decoded value of code k in block (r, b): levels[k] * scale, as floats.
 template <class Codec>
 float decoded_level(const typename Codec::storage& s, index_t r, index_t b, int k) {
-  return Codec::levels_of(s)[k] * static_cast<float>(s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)]);
+  return Codec::levels_of(s)[k] * s.block_scale(r, b);
 }
 
 /// Largest gap between adjacent levels of the table.
@@ -40,13 +40,16 @@ double largest_gap(const float* levels, int count) {
   return gap;
 }
 
-/// Bytes of the layout computed independently of the codec: dense codes, FP16 scales, LUT.
+/// Bytes of the layout computed independently of the codec: dense codes, FP16 scales (or
+/// sub-scale bit streams and FP16 super-block scales), LUT.
 template <class Codec>
 std::size_t expected_bytes(index_t rows, index_t cols) {
   constexpr int bits = codec_traits<Codec>::bits;
-  constexpr index_t g = codec_traits<Codec>::block_size;
-  const index_t codes = rows * ((cols * bits + 7) / 8);
-  const index_t scales = 2 * rows * ((cols + g - 1) / g);
+  constexpr index_t g = Codec::block_size;
+  const index_t codes = rows * ((cols * bits + 7) / 8), blocks = (cols + g - 1) / g;
+  index_t scales = 2 * rows * blocks;
+  if constexpr (Codec::two_level_scales)
+    scales = rows * ((blocks * Codec::scale_bits + 7) / 8) + 2 * rows * ((cols + Codec::super_block - 1) / Codec::super_block);
   return static_cast<std::size_t>(codes + scales + (Codec::stores_levels ? 4 * (1 << bits) : 0));
 }
 
@@ -98,7 +101,7 @@ TEMPLATE_LIST_TEST_CASE("grid round trip: value-nearest codes within half the la
         lowest = std::min<double>(lowest, decoded_level<TestType>(s, r, b, k));
         highest = std::max<double>(highest, decoded_level<TestType>(s, r, b, k));
       }
-      const double scale = std::abs(static_cast<float>(s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)]));
+      const double scale = std::abs(s.block_scale(r, b));
       for (index_t c = first; c < first + n; ++c) {
         const double x = w(r, c), y = decoded(r, c), error = std::abs(x - y);
         positive = std::max(positive, x);
@@ -121,12 +124,13 @@ TEMPLATE_LIST_TEST_CASE("grid round trip: value-nearest codes within half the la
           violation(r, c, "not the end level");
         }
       }
-      // The covering candidates span the block: under the smaller one, min(s+, |s-|) rounded up
-      // to FP16, every weight is within half a decoded gap, and the chosen scale does no worse
-      // (its candidate's error, ranked in float sums of <= 64 terms: 2^-16 relative slack).
+      // One-level scales: the covering candidates span the block: under the smaller one,
+      // min(s+, |s-|) rounded up to FP16, every weight is within half a decoded gap, and the
+      // chosen scale does no worse (its candidate's error, ranked in float sums of <= 64 terms:
+      // 2^-16 relative slack). Two-level scales quantize the chosen scale: see the next test.
       const double shorter_end = -levels[0];
       const double cover = std::min(std::max(positive, negative / shorter_end), std::max(negative, positive / shorter_end));
-      if (cover > 0) {
+      if (cover > 0 && !TestType::two_level_scales) {
         const double half_gap = (gap + 0x1p-23) * fp16_at_or_above(cover) / 2;
         if (!(block_error <= static_cast<double>(n) * half_gap * half_gap * (1 + 0x1p-16)))
           violation(r, first, "block RMS bound of the covering scale");
@@ -135,14 +139,44 @@ TEMPLATE_LIST_TEST_CASE("grid round trip: value-nearest codes within half the la
   CHECK(violations == 0);
 }
 
+TEST_CASE("grid two-level scales: the super-block scale maps the largest block scale to the top sub-scale",
+          "[grid]") {
+  using codec = grid<4, 16, grid_levels::fixed, 6>;
+  const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed);
+  row_matrix w = synthetic_weights(9, 700, family, 17);  // 3 super-blocks per row, the last short
+  w.block(4, 256, 1, 256).setZero();                   // an all-zero super-block
+  const auto encoded = codec{}.encode(w);
+  const auto& s = encoded.storage();
+  for (index_t r = 0; r < w.rows(); ++r)
+    for (index_t k = 0; k < s.super_blocks_per_row(); ++k) {
+      CAPTURE(r, k);
+      const float d = static_cast<float>(s.super_scales[static_cast<std::size_t>(r * s.super_blocks_per_row() + k)]);
+      int top = 0;
+      for (index_t b = k * 16; b < std::min(s.blocks_per_row(), (k + 1) * 16); ++b) top = std::max(top, std::abs(s.sub_scale(r, b)));
+      if (r == 4 && k == 1) {
+        CHECK(d == 0.0f);
+        CHECK(top == 0);
+      } else {
+        // d is the largest real scale / 31 rounded up to FP16 (relative 2^-10): that scale / d
+        // is in (31 / (1 + 2^-10), 31], so its floor or ceiling is 30 or 31 (-31 or -30).
+        CHECK(d > 0);
+        CHECK((top == 30 || top == 31));
+      }
+    }
+}
+
 TEMPLATE_LIST_TEST_CASE("grid reaches every level and decodes them exactly", "[grid]", grid_codecs) {
-  // A block holding each level times 0.5 (exact in FP16): the covering scale 0.5 codes it
-  // with no error, so no other candidate can win, and every code appears.
+  // Blocks holding levels times t/64 (t = 31, or the top sub-scale code of two-level scales:
+  // exact in FP16, and t times the FP16 value 2^-6), each block starting with the top level:
+  // the covering scale t/64 codes it with no error (two-level: d = 2^-6, m = t exactly), so no
+  // other candidate can win, and every code appears.
   using table = typename TestType::level_table;
   const table levels = TestType::fixed_levels;
   constexpr index_t g = TestType::block_size;
-  row_matrix w = row_matrix::Zero(3, g + 5);
-  for (index_t c = 0; c < w.cols(); ++c) w(1, c) = 0.5f * levels[static_cast<std::size_t>(c % TestType::level_count)];
+  const float scale = static_cast<float>(TestType::two_level_scales ? TestType::sub_scale_max : 31) / 64;
+  row_matrix w = row_matrix::Zero(3, 2 * TestType::level_count + g + 5);
+  for (index_t c = 0, k = 0; c < w.cols(); ++c)
+    w(1, c) = scale * (c % g == 0 ? 1.0f : levels[static_cast<std::size_t>(k++ % TestType::level_count)]);
   const auto encoded = [&] {
     if constexpr (TestType::stores_levels) return TestType{}.encode_with_levels(w, levels);
     else return TestType{}.encode(w);
@@ -170,9 +204,11 @@ TEMPLATE_LIST_TEST_CASE("grid edge rows: zero, constant, denormal, tiny, huge", 
   CHECK(decoded.allFinite());
   CHECK((decoded.row(0).array() == 0.0f).all());
   // A constant block codes to its last (or first) level: the scale is the constant rounded to
-  // FP16, relative error <= 2^-11.
-  CHECK(((decoded.row(1).array() - 0.37f).abs() <= 0.37f * 0x1p-11f).all());
-  CHECK(((decoded.row(2).array() + 0.25f).abs() == 0.0f).all());
+  // FP16, relative error <= 2^-11; two-level, 31 times the constant / 31 rounded up to FP16,
+  // relative error <= 2^-10 (or the floor's, when nearer).
+  const float relative = TestType::two_level_scales ? 0x1p-10f : 0x1p-11f;
+  CHECK(((decoded.row(1).array() - 0.37f).abs() <= 0.37f * relative).all());
+  CHECK(((decoded.row(2).array() + 0.25f).abs() <= (TestType::two_level_scales ? 0.25f * relative : 0.0f)).all());
   CHECK((decoded.row(3).array().abs() <= 71e-40f).all());  // at most the weights: 0 or nearer
   CHECK(decoded(6, 3) == 0.0f);
   CHECK(measure_fidelity(w, decoded).sign_flips == 0);
@@ -203,9 +239,21 @@ TEMPLATE_LIST_TEST_CASE("grid validate rejects corrupted storage", "[grid][error
     CHECK_THROWS_AS(encoded_matrix<TestType>(s), qcodec::error);
   };
   rejects([](auto& s) { s.codes.pop_back(); }, "codes");
-  rejects([](auto& s) { s.scales.push_back(half(1.0f)); }, "scales");
-  rejects([](auto& s) { s.scales[3] = half(std::numeric_limits<float>::infinity()); }, "scale 3");
-  rejects([](auto& s) { s.scales[2] = half(std::numeric_limits<float>::quiet_NaN()); }, "scale 2");
+  if constexpr (TestType::two_level_scales) {
+    rejects([](auto& s) { s.scales.push_back(half(1.0f)); }, "scales");
+    rejects([](auto& s) { s.sub_scales.pop_back(); }, "sub_scales");
+    rejects([](auto& s) { s.super_scales.push_back(half(1.0f)); }, "super_scales");
+    rejects([](auto& s) { s.super_scales[5] = half(std::numeric_limits<float>::infinity()); }, "scale");
+    rejects([](auto& s) { s.super_scales[2] = half(std::numeric_limits<float>::quiet_NaN()); }, "scale");
+    rejects([](auto& s) { s.super_scales[1] = half(-1.0f); }, "scale");
+    // 45 columns: 3 blocks of 16, 3 * ScaleBits sub-scale bits, padding in the last byte.
+    if ((3 * TestType::scale_bits) % 8 != 0)
+      rejects([](auto& s) { s.sub_scales[static_cast<std::size_t>(2 * s.sub_scale_row_bytes() - 1)] |= 0x80; }, "padding");
+  } else {
+    rejects([](auto& s) { s.scales.push_back(half(1.0f)); }, "scales");
+    rejects([](auto& s) { s.scales[3] = half(std::numeric_limits<float>::infinity()); }, "scale 3");
+    rejects([](auto& s) { s.scales[2] = half(std::numeric_limits<float>::quiet_NaN()); }, "scale 2");
+  }
   // 45 columns: 135 or 180 code bits, so the last byte of each row holds padding bits.
   if ((45 * codec_traits<TestType>::bits) % 8 != 0)
     rejects([](auto& s) { s.codes[static_cast<std::size_t>(2 * s.row_bytes() - 1)] |= 0x80; }, "padding");
@@ -252,7 +300,7 @@ TEMPLATE_LIST_TEST_CASE("grid decode equals the bit-by-bit reference on ragged s
 }
 
 TEMPLATE_TEST_CASE("grid fixed tables are the stated Lloyd-Max design", "[grid][design]", (grid<4, 32>),
-                   (grid<3, 32>)) {
+                   (grid<3, 32>), (grid<5, 32>), (grid<6, 32>)) {
   using codec = TestType;
   row_matrix w(codec::design_sample_rows, codec::design_sample_cols);
   std::mt19937_64 rng(codec::design_seed);
@@ -262,7 +310,7 @@ TEMPLATE_TEST_CASE("grid fixed tables are the stated Lloyd-Max design", "[grid][
   // Compiled with other flags (FMA contraction, vector widths) the float sums round
   // differently and 40 Lloyd-Max rounds carry that into the levels: measured 1.4e-4 between
   // the x86-64 baseline and -march=native builds. 1e-3 still ties the table to its design:
-  // below 1/80 of the smallest distance between levels (>= 0.08).
+  // below 1/25 of the smallest distance between levels (>= 0.027, at 6 bits).
   for (int k = 0; k < codec::level_count; ++k) {
     CAPTURE(k, designed[static_cast<std::size_t>(k)], codec::fixed_levels[static_cast<std::size_t>(k)]);
     CHECK(std::abs(designed[static_cast<std::size_t>(k)] - codec::fixed_levels[static_cast<std::size_t>(k)]) <= 1e-3);
@@ -283,8 +331,8 @@ TEST_CASE("grid per-tensor levels are the design run on the tensor and beat unif
   CHECK(snr > uniform + 0.5);  // Lloyd-Max on a heavy-tailed tensor: measured +1.5 dB or more
 }
 
-TEMPLATE_TEST_CASE("grid round-trips through a safetensors file", "[grid][io]", (grid<3, 64>),
-                   (grid<4, 16, grid_levels::per_tensor>)) {
+TEMPLATE_TEST_CASE("grid round-trips through a safetensors file", "[grid][io]", (grid<3, 32>),
+                   (grid<4, 32, grid_levels::per_tensor>), (grid<5, 16, grid_levels::per_tensor, 6>)) {
   const auto dir = std::filesystem::temp_directory_path() / ("qcodec_test_grid_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const row_matrix w = synthetic_weights(7, 131, weight_family::heavy_tailed, 4);
@@ -299,7 +347,8 @@ TEMPLATE_TEST_CASE("grid round-trips through a safetensors file", "[grid][io]", 
   CHECK(io::encoded_tensor(file, "layer.weight").byte_size == encoded.byte_size());
   // A corrupted scale in the file is refused at read time.
   auto corrupt = encoded.storage();
-  corrupt.scales[0] = half(std::numeric_limits<float>::infinity());
+  if constexpr (TestType::two_level_scales) corrupt.super_scales[0] = half(std::numeric_limits<float>::infinity());
+  else corrupt.scales[0] = half(std::numeric_limits<float>::infinity());
   io::safetensors_writer bad;
   std::vector<std::string> arrays;
   corrupt.visit_arrays([&](std::string_view name, const auto& values) {
@@ -319,10 +368,15 @@ TEMPLATE_TEST_CASE("grid round-trips through a safetensors file", "[grid][io]", 
 TEST_CASE("grid traits, names and lists", "[grid][traits]") {
   CHECK(codec_traits<grid<4, 32>>::name == "grid4-g32");
   CHECK(codec_traits<grid<3, 64, grid_levels::per_tensor>>::name == "grid3-g64-lut");
+  CHECK(codec_traits<grid<4, 16, grid_levels::fixed, 6>>::name == "grid4-2level-g16-q6-s256");
+  CHECK(codec_traits<grid<6, 16, grid_levels::per_tensor, 8, 512>>::name == "grid6-2level-g16-q8-s512-lut");
   CHECK(codec_traits<grid<3, 16>>::bytes_per_block == 8);
   CHECK(codec_traits<grid<4, 64>>::bytes_per_block == 34);
+  // 256 codes of 4 bits, 16 sub-scales of 6 bits, one FP16: 4.4375 bpw.
+  CHECK(codec_traits<grid<4, 16, grid_levels::fixed, 6>>::bytes_per_block == 128 + 12 + 2);
+  CHECK(codec_traits<grid<4, 16, grid_levels::fixed, 6>>::block_size == 256);
   STATIC_REQUIRE(!is_linear_codec<grid<4, 32>>);
-  STATIC_REQUIRE(std::tuple_size_v<grid_codecs> == 12);
+  STATIC_REQUIRE(std::tuple_size_v<grid_codecs> == 13);
   bool listed = false;
   for_each_codec<all_codecs>([&]<class C>(C) { listed = listed || codec_traits<C>::name == "grid3-g32-lut"; });
   CHECK(listed);

@@ -1,14 +1,23 @@
 #pragma once
-/// Non-uniform grid codec: per block of BlockSize elements along a row, one signed FP16 scale
-/// times a table of 2^Bits levels (3 or 4 bits) designed by Lloyd-Max. QINS is the log-spaced
+/// Non-uniform grid codec: per block of BlockSize elements along a row, one signed scale
+/// times a table of 2^Bits levels (3 to 6 bits) designed by Lloyd-Max. QINS is the log-spaced
 /// member of this family; this one places its levels where the block-normalised weights are.
 /// A codec at rest only (not linear: codec_traits<grid<...>>::is_linear is false).
+///
+/// A block's scale is either one FP16 value (ScaleBits = 0) or two-level (ScaleBits > 0): a
+/// signed integer sub-scale m of ScaleBits bits (offset binary, -2^(ScaleBits-1) ..
+/// 2^(ScaleBits-1) - 1) times the FP16 scale d >= 0 of its super-block of SuperBlock columns,
+/// scale = d * m in float (exact: 11 by at most 8 significant bits).
 ///
 /// Layout of `storage`:
 ///  - codes: rows x row_bytes, densely packed (grid_math.hpp): row_bytes = ceil(cols * Bits / 8),
 ///    padding bits zero;
-///  - scales: one FP16 per block, (row, block) -> row * blocks_per_row + block, signed; the last
-///    block of a row may be shorter;
+///  - scales (one-level): one FP16 per block, (row, block) -> row * blocks_per_row + block,
+///    signed; the last block of a row may be shorter;
+///  - sub_scales (two-level): rows x ceil(blocks_per_row * ScaleBits / 8) bytes, block b of a row
+///    is field b of its little-endian bit stream (core/bit_stream.hpp), padding bits zero;
+///  - super_scales (two-level): FP16 >= 0, rows x super_blocks_per_row, (row, k) at
+///    row * super_blocks_per_row + k;
 ///  - levels (grid_levels::per_tensor only): the tensor's 2^Bits FP32 levels. The fixed
 ///    variant stores none: its levels are `fixed_levels`, compiled in.
 /// A level table is strictly increasing, holds 0 exactly once and ends at l_{L-1} = 1, with
@@ -26,6 +35,11 @@
 ///    sum(q^2) of its codes (q their levels); the block's scale is the candidate whose codes
 ///    give the least squared error as decoded. The covering candidates bound it: the block's
 ///    RMS error is at most (largest level gap) * min(|s+|, |s-|) / 2, up to rounding;
+///  - two-level scales: each block's real scale is chosen by the same rule without rounding to
+///    FP16, the super-block scale maps the largest of their magnitudes to 2^(ScaleBits-1) - 1
+///    (rounded up to FP16), and each block keeps the floor or ceiling of its real scale / d,
+///    whichever gives the smaller squared error with codes chosen under the exact d * m
+///    (two_level_scales.hpp);
 ///  - levels: Lloyd-Max on the block-scaled model, `iterations` rounds of (choose every sampled
 ///    block's scale and codes by the rules above; move each level except 0 to the least-squares
 ///    value sum(s w) / sum(s^2) over the weights coded with it), then the table is mirrored if
@@ -50,6 +64,8 @@
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/grid_math.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
+#include "qcodec/codecs/two_level_scales.hpp"
+#include "qcodec/core/bit_stream.hpp"
 #include "qcodec/core/half.hpp"
 
 namespace qcodec::inline QCODEC_ABI {
@@ -75,19 +91,51 @@ inline constexpr std::array<float, 16> grid_fixed_levels<4> = {
 template <>
 inline constexpr std::array<float, 8> grid_fixed_levels<3> = {
     -0.726659536f, -0.430151433f, -0.203820437f, 0.0f, 0.190011233f, 0.396977127f, 0.6515885f, 1.0f};
+template <>
+inline constexpr std::array<float, 32> grid_fixed_levels<5> = {
+    -0.878910244f, -0.779052317f, -0.692285419f, -0.61730957f, -0.554675519f, -0.499114782f,
+    -0.445897043f, -0.394690633f, -0.344601393f, -0.29439199f, -0.244618744f, -0.196138129f,
+    -0.146157503f, -0.0970533267f, -0.0487425216f, 0.0f, 0.0499105379f, 0.0989593416f,
+    0.148161843f, 0.197653115f, 0.247142062f, 0.296440661f, 0.345681071f, 0.395246744f,
+    0.446737021f, 0.498503506f, 0.552120864f, 0.60504204f, 0.666719496f, 0.739488661f,
+    0.840289116f, 1.0f};
+template <>
+inline constexpr std::array<float, 64> grid_fixed_levels<6> = {
+    -0.957435906f, -0.926621497f, -0.893033683f, -0.859736502f, -0.827556729f, -0.795117259f,
+    -0.765628159f, -0.736614525f, -0.708135128f, -0.677796364f, -0.646598101f, -0.615418792f,
+    -0.58521843f, -0.556652844f, -0.525935709f, -0.494491071f, -0.460750014f, -0.428351283f,
+    -0.396469563f, -0.364794016f, -0.334896117f, -0.304291636f, -0.274199098f, -0.243886635f,
+    -0.213264599f, -0.182558268f, -0.15052785f, -0.11738237f, -0.0848980248f, -0.0555817187f,
+    -0.027856376f, 0.0f, 0.0303628109f, 0.0631673038f, 0.094749853f, 0.125160456f, 0.154199451f,
+    0.183252484f, 0.213234544f, 0.243165493f, 0.272890806f, 0.304033458f, 0.335604727f,
+    0.365790009f, 0.396856338f, 0.429278284f, 0.460750222f, 0.493085504f, 0.526108801f,
+    0.560063303f, 0.593618333f, 0.625559211f, 0.656034589f, 0.68518132f, 0.713529587f,
+    0.743426561f, 0.774525642f, 0.809156001f, 0.840244353f, 0.869280577f, 0.900678217f,
+    0.936338305f, 0.967537165f, 1.0f};
 
 }  // namespace detail
 
-template <int Bits, index_t BlockSize = 32, grid_levels Levels = grid_levels::fixed>
+template <int Bits, index_t BlockSize = 32, grid_levels Levels = grid_levels::fixed, int ScaleBits = 0,
+          index_t SuperBlock = 256>
 class grid {
-  static_assert(Bits == 3 || Bits == 4, "qcodec: grid codes are 3 or 4 bits");
+  static_assert(Bits >= 3 && Bits <= 6, "qcodec: grid codes are 3 to 6 bits");
   static_assert(BlockSize == 16 || BlockSize == 32 || BlockSize == 64,
                 "qcodec: grid block size must be 16, 32 or 64");
+  static_assert(ScaleBits == 0 || (ScaleBits >= 4 && ScaleBits <= 8),
+                "qcodec: grid sub-scales are 4 to 8 bits (0: one FP16 scale per block)");
+  static_assert(ScaleBits == 0 || (SuperBlock >= BlockSize && SuperBlock % BlockSize == 0),
+                "qcodec: a super-block is a whole number of blocks");
 
  public:
   static constexpr int level_count = 1 << Bits;
   static constexpr index_t block_size = BlockSize;
   static constexpr bool stores_levels = Levels == grid_levels::per_tensor;
+  static constexpr bool two_level_scales = ScaleBits > 0;
+  static constexpr int scale_bits = ScaleBits;
+  static constexpr index_t super_block = two_level_scales ? SuperBlock : 0;
+  /// Sub-scale codes of two-level scales: [sub_scale_min, sub_scale_max].
+  static constexpr int sub_scale_min = two_level_scales ? -(1 << (ScaleBits - 1)) : 0;
+  static constexpr int sub_scale_max = two_level_scales ? (1 << (ScaleBits - 1)) - 1 : 0;
   using level_table = std::array<float, level_count>;
 
   /// The compiled-in table of the fixed variant, and the start of the per-tensor design.
@@ -106,16 +154,39 @@ class grid {
   struct storage : detail::array_visiting<storage> {
     index_t rows = 0, cols = 0;
     std::vector<std::uint8_t> codes;
-    std::vector<half> scales;
-    std::vector<float> levels;  // per_tensor only
+    std::vector<half> scales;              // one-level only
+    std::vector<std::uint8_t> sub_scales;  // two-level only
+    std::vector<half> super_scales;        // two-level only
+    std::vector<float> levels;             // per_tensor only
 
     index_t row_bytes() const { return grid_math::packed_bytes(Bits, cols); }
     index_t blocks_per_row() const { return (cols + BlockSize - 1) / BlockSize; }
+    index_t sub_scale_row_bytes() const { return two_level_scales ? bit_stream_bytes(blocks_per_row(), ScaleBits) : 0; }
+    index_t super_blocks_per_row() const { return two_level_scales ? (cols + SuperBlock - 1) / SuperBlock : 0; }
+
+    /// Sub-scale code m of block b of row r (two-level only).
+    int sub_scale(index_t r, index_t b) const {
+      return static_cast<int>(read_bits(sub_scales.data() + r * sub_scale_row_bytes(), b, ScaleBits)) + sub_scale_min;
+    }
+    /// The signed scale of block b of row r, as decode uses it.
+    float block_scale(index_t r, index_t b) const {
+      if constexpr (two_level_scales) {
+        const float d = static_cast<float>(super_scales[static_cast<std::size_t>(r * super_blocks_per_row() + b * BlockSize / SuperBlock)]);
+        return d * static_cast<float>(sub_scale(r, b));
+      } else {
+        return static_cast<float>(scales[static_cast<std::size_t>(r * blocks_per_row() + b)]);
+      }
+    }
 
     template <class Self, class Visitor>
     static void visit_arrays_of(Self& self, Visitor& visit) {
       visit("codes", self.codes);
-      visit("scales", self.scales);
+      if constexpr (two_level_scales) {
+        visit("sub_scales", self.sub_scales);
+        visit("super_scales", self.super_scales);
+      } else {
+        visit("scales", self.scales);
+      }
       if constexpr (stores_levels) visit("levels", self.levels);
     }
   };
@@ -173,7 +244,7 @@ class grid {
         for (index_t b = 0; b < blocks; ++b) {
           block_values values;
           const index_t n = load_block(w, r, b, values);
-          const float scale = static_cast<float>(choose_scale(values, levels));
+          const float scale = choose_scale(values, levels);
           if (scale == 0) continue;
           std::uint8_t codes[BlockSize * Bits / 8 + 1] = {};
           write_codes(values, n, scale, levels, zero, codes, 0);
@@ -211,12 +282,11 @@ class grid {
     const index_t blocks = s.blocks_per_row();
     for (index_t r = first; r < last; ++r, out += s.cols) {
       const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
-      const half* scales = s.scales.data() + r * blocks;
       index_t c = 0;
       if constexpr (Bits == 4) {
         // Two codes per byte; blocks start on even columns.
         for (index_t b = 0; b < blocks; ++b) {
-          const float scale = static_cast<float>(scales[b]);
+          const float scale = s.block_scale(r, b);
           const index_t end = std::min(s.cols, c + BlockSize);
           for (; c + 2 <= end; c += 2) {
             const unsigned byte = row[c >> 1];
@@ -226,14 +296,16 @@ class grid {
           if (c < end) out[c] = levels[row[c >> 1] & 0xFu] * scale, ++c;
         }
       } else {
-        // Eight codes per three bytes; blocks start on multiples of 8 columns.
+        // Eight codes per Bits bytes; blocks start on multiples of 8 columns.
+        constexpr std::uint64_t mask = (std::uint64_t{1} << Bits) - 1;
         for (index_t b = 0; b < blocks; ++b) {
-          const float scale = static_cast<float>(scales[b]);
+          const float scale = s.block_scale(r, b);
           const index_t end = std::min(s.cols, c + BlockSize);
           for (; c + 8 <= end; c += 8) {
-            const std::uint8_t* p = row + c / 8 * 3;
-            const std::uint32_t bits = p[0] | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16);
-            for (int j = 0; j < 8; ++j) out[c + j] = levels[(bits >> (3 * j)) & 7u] * scale;
+            const std::uint8_t* p = row + c / 8 * Bits;
+            std::uint64_t bits = 0;
+            for (int k = 0; k < Bits; ++k) bits |= std::uint64_t{p[k]} << (8 * k);
+            for (int j = 0; j < 8; ++j) out[c + j] = levels[(bits >> (Bits * j)) & mask] * scale;
           }
           for (; c < end; ++c) out[c] = grid_math::decode(grid_math::unpack_code<Bits>(row, c), levels, scale);
         }
@@ -252,7 +324,19 @@ class grid {
           const index_t position = r * s.row_bytes() * 8 + c * Bits + bit;
           code |= ((s.codes[static_cast<std::size_t>(position / 8)] >> (position % 8)) & 1u) << bit;
         }
-        const float scale = static_cast<float>(s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + c / BlockSize)]);
+        const index_t b = c / BlockSize;
+        float scale;
+        if constexpr (two_level_scales) {
+          unsigned raw = 0;
+          for (int bit = 0; bit < ScaleBits; ++bit) {
+            const index_t position = r * s.sub_scale_row_bytes() * 8 + b * ScaleBits + bit;
+            raw |= ((s.sub_scales[static_cast<std::size_t>(position / 8)] >> (position % 8)) & 1u) << bit;
+          }
+          const float d = static_cast<float>(s.super_scales[static_cast<std::size_t>(r * s.super_blocks_per_row() + c / SuperBlock)]);
+          scale = d * static_cast<float>(static_cast<int>(raw) - (1 << (ScaleBits - 1)));
+        } else {
+          scale = static_cast<float>(s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)]);
+        }
         out[c] = levels[code] * scale;
       }
     }
@@ -284,12 +368,21 @@ class grid {
       detail::require_array_size(name, array, size, static_cast<std::size_t>(expected), s.rows, s.cols);
     };
     expect("codes", s.codes.size(), s.rows * s.row_bytes());
-    expect("scales", s.scales.size(), s.rows * s.blocks_per_row());
+    expect("scales", s.scales.size(), two_level_scales ? 0 : s.rows * s.blocks_per_row());
+    expect("sub_scales", s.sub_scales.size(), s.rows * s.sub_scale_row_bytes());
+    expect("super_scales", s.super_scales.size(), s.rows * s.super_blocks_per_row());
     expect("levels", s.levels.size(), stores_levels ? level_count : 0);
     for (std::size_t i = 0; i < s.scales.size(); ++i)
       if (!std::isfinite(static_cast<float>(s.scales[i])))
         detail::fail("tensor '", name, "': scale ", i, " is ", static_cast<float>(s.scales[i]),
                      " (must be finite)");
+    // Two-level: every sub-scale field is a valid code, and |l| <= 1, |m| <= 2^(ScaleBits-1),
+    // d <= 65504 keep every decoded value finite; what remains are d and the padding bits.
+    if constexpr (two_level_scales) {
+      detail::require_scales(name, s.super_scales);
+      detail::require_zero_padding(name, "sub_scales", s.sub_scales, s.rows, s.sub_scale_row_bytes(),
+                                   s.blocks_per_row() * ScaleBits);
+    }
     if constexpr (stores_levels) validate_levels(s.levels.data(), name);
     detail::require_zero_padding(name, "codes", s.codes, s.rows, s.row_bytes(), s.cols * Bits);
   }
@@ -310,7 +403,8 @@ class grid {
   }
 
   static std::size_t byte_size(const storage& s) {
-    return s.codes.size() + s.scales.size() * sizeof(half) + s.levels.size() * sizeof(float);
+    return s.codes.size() + (s.scales.size() + s.super_scales.size()) * sizeof(half) + s.sub_scales.size() +
+           s.levels.size() * sizeof(float);
   }
 
   /// The code of level 0 (-1 if the table has none).
@@ -335,20 +429,59 @@ class grid {
     s.rows = w.rows();
     s.cols = w.cols();
     s.codes.assign(static_cast<std::size_t>(s.rows * s.row_bytes()), 0);
-    s.scales.resize(static_cast<std::size_t>(s.rows * s.blocks_per_row()));
     if constexpr (stores_levels) s.levels.assign(levels.begin(), levels.end());
     const int zero = zero_code(levels.data());
-    for (index_t r = 0; r < s.rows; ++r) {
-      std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
-      for (index_t b = 0; b < s.blocks_per_row(); ++b) {
-        block_values values;
-        const index_t n = load_block(w, r, b, values);
-        const half scale = choose_scale(values, levels);
-        s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)] = scale;
-        write_codes(values, n, static_cast<float>(scale), levels, zero, codes, b * BlockSize);
+    if constexpr (two_level_scales) {
+      encode_two_level_scales(w, levels, zero, s);
+    } else {
+      s.scales.resize(static_cast<std::size_t>(s.rows * s.blocks_per_row()));
+      for (index_t r = 0; r < s.rows; ++r) {
+        std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
+        for (index_t b = 0; b < s.blocks_per_row(); ++b) {
+          block_values values;
+          const index_t n = load_block(w, r, b, values);
+          const half scale = half(choose_scale(values, levels));  // an FP16 value already
+          s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)] = scale;
+          write_codes(values, n, static_cast<float>(scale), levels, zero, codes, b * BlockSize);
+        }
       }
     }
     return encoded_matrix<grid>(std::move(s));
+  }
+
+  /// Scales and codes of the two-level rule (file comment), a super-block at a time.
+  static void encode_two_level_scales(matrix_view w, const level_table& levels, int zero, storage& s) {
+    constexpr index_t blocks_per_super = SuperBlock / BlockSize;
+    const index_t blocks = s.blocks_per_row(), supers = s.super_blocks_per_row();
+    s.sub_scales.assign(static_cast<std::size_t>(s.rows * s.sub_scale_row_bytes()), 0);
+    s.super_scales.resize(static_cast<std::size_t>(s.rows * supers));
+    block_values values[blocks_per_super];
+    float real[blocks_per_super];
+    for (index_t r = 0; r < s.rows; ++r) {
+      std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
+      std::uint8_t* sub_scales = s.sub_scales.data() + r * s.sub_scale_row_bytes();
+      for (index_t k = 0; k < supers; ++k) {
+        const index_t b0 = k * blocks_per_super, b1 = std::min(blocks, b0 + blocks_per_super);
+        float largest = 0;
+        for (index_t b = b0; b < b1; ++b) {
+          load_block(w, r, b, values[b - b0]);
+          real[b - b0] = choose_scale(values[b - b0], levels);
+          largest = std::max(largest, std::abs(real[b - b0]));
+        }
+        // |w| <= 65504 bounds every real scale by 65504 / |l_0|: d never overflows.
+        const float d = detail::super_scale_covering(largest, sub_scale_max, 1.0f, "weight", r);
+        s.super_scales[static_cast<std::size_t>(r * supers + k)] = half(d);
+        for (index_t b = b0; b < b1; ++b) {
+          const block_values& x = values[b - b0];
+          const int m = detail::nearer_sub_scale(real[b - b0], d, sub_scale_min, sub_scale_max, [&](int code) {
+            return evaluate(x, d * static_cast<float>(code), levels).squared_error;
+          });
+          write_bits(sub_scales, b, ScaleBits, static_cast<unsigned>(m - sub_scale_min));
+          const index_t n = std::min(BlockSize, s.cols - b * BlockSize);
+          write_codes(x, n, d * static_cast<float>(m), levels, zero, codes, b * BlockSize);
+        }
+      }
+    }
   }
 
   static bool levels_valid(const float* levels) {
@@ -376,7 +509,7 @@ class grid {
   static void decode_block(const storage& s, index_t r, index_t b, index_t n, float* out) {
     const float* levels = levels_of(s);
     const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
-    const float scale = static_cast<float>(s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)]);
+    const float scale = s.block_scale(r, b);
     for (index_t c = 0; c < n; ++c)
       out[c] = grid_math::decode(grid_math::unpack_code<Bits>(row, b * BlockSize + c), levels, scale);
   }
@@ -425,36 +558,40 @@ class grid {
     return fit;
   }
 
-  /// The scale rule of the file comment.
-  static half choose_scale(const block_values& w, const level_table& levels) {
+  /// The scale rule of the file comment: candidates rounded to FP16 for one-level scales, as
+  /// real numbers (float) for two-level ones, whose quantization follows.
+  static float choose_scale(const block_values& w, const level_table& levels) {
     float positive = 0, negative = 0;  // m+ and m-
     for (index_t c = 0; c < BlockSize; ++c) {
       positive = std::max(positive, w[c]);
       negative = std::max(negative, -w[c]);
     }
-    if (positive == 0 && negative == 0) return half(0.0f);
-    half best = half(0.0f);
+    if (positive == 0 && negative == 0) return 0.0f;
+    const auto representable = [](float scale) {
+      if constexpr (two_level_scales) return scale;
+      else return static_cast<float>(half(scale));
+    };
+    float best = 0.0f;
     double best_error = std::numeric_limits<double>::infinity();
-    const auto consider = [&](half scale) {
-      const float value = static_cast<float>(scale);
-      if (!std::isfinite(value)) return block_fit{};
-      const block_fit fit = evaluate(w, value, levels);
+    const auto consider = [&](float scale) {
+      if (!std::isfinite(scale)) return block_fit{};
+      const block_fit fit = evaluate(w, scale, levels);
       if (fit.squared_error < best_error) {
         best_error = fit.squared_error;
         best = scale;
       }
       return fit;
     };
-    const auto consider_refined = [&](half scale) {
+    const auto consider_refined = [&](float scale) {
       const block_fit fit = consider(scale);
-      if (fit.level_squares > 0) consider(half(static_cast<float>(fit.weighted_sum / fit.level_squares)));
+      if (fit.level_squares > 0) consider(representable(static_cast<float>(fit.weighted_sum / fit.level_squares)));
     };
     const float shorter_end = -levels.front();  // |l_0| <= l_{L-1} = 1
     for (const float cover : {std::max(positive, negative / shorter_end), -std::max(negative, positive / shorter_end)}) {
-      const half covering = cover_scale(cover);
+      const float covering = two_level_scales ? cover : static_cast<float>(cover_scale(cover));
       consider_refined(covering);
       for (const float fraction : scale_fractions)
-        if (fraction != 1.0f) consider_refined(half(static_cast<float>(covering) * fraction));
+        if (fraction != 1.0f) consider_refined(representable(covering * fraction));
     }
     return best;
   }
@@ -492,18 +629,28 @@ class grid {
   }
 };
 
-template <int Bits, index_t BlockSize, grid_levels Levels>
-struct codec_traits<grid<Bits, BlockSize, Levels>> {
+template <int Bits, index_t BlockSize, grid_levels Levels, int ScaleBits, index_t SuperBlock>
+struct codec_traits<grid<Bits, BlockSize, Levels, ScaleBits, SuperBlock>> {
   static constexpr int bits = Bits;
   static constexpr bool is_linear = false;
-  static constexpr index_t block_size = BlockSize;
-  static constexpr index_t bytes_per_block = BlockSize * Bits / 8 + index_t{sizeof(half)};
+  /// The elements sharing one FP16 scale: the block, or the super-block of two-level scales.
+  static constexpr index_t block_size = ScaleBits > 0 ? SuperBlock : BlockSize;
+  static constexpr index_t bytes_per_block =
+      ScaleBits > 0 ? SuperBlock * Bits / 8 + SuperBlock / BlockSize * ScaleBits / 8 + index_t{sizeof(half)}
+                    : BlockSize * Bits / 8 + index_t{sizeof(half)};
   static constexpr auto name_text = [] {
-    detail::fixed_name<20> n;
+    detail::fixed_name<32> n;
     n.append("grid");
     n.append_number(Bits);
+    if constexpr (ScaleBits > 0) n.append("-2level");
     n.append("-g");
     n.append_number(BlockSize);
+    if constexpr (ScaleBits > 0) {
+      n.append("-q");
+      n.append_number(ScaleBits);
+      n.append("-s");
+      n.append_number(SuperBlock);
+    }
     if constexpr (Levels == grid_levels::per_tensor) n.append("-lut");
     return n;
   }();
@@ -512,5 +659,6 @@ struct codec_traits<grid<Bits, BlockSize, Levels>> {
 
 static_assert(codec<grid<4>>);
 static_assert(codec<grid<3, 64, grid_levels::per_tensor>>);
+static_assert(codec<grid<4, 16, grid_levels::fixed, 6>>);
 
 }  // namespace qcodec::inline QCODEC_ABI

@@ -28,7 +28,6 @@
 /// around its step gives the smaller squared error, its levels rounded under that exact step.
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -42,6 +41,7 @@
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
 #include "qcodec/codecs/two_level_math.hpp"
+#include "qcodec/codecs/two_level_scales.hpp"
 #include "qcodec/core/bit_stream.hpp"
 #include "qcodec/core/half.hpp"
 
@@ -168,12 +168,15 @@ class two_level {
           steps[j - j0] = best_real_step(xj, hj);
           largest = std::max(largest, std::abs(steps[j - j0]));
         }
-        const float d = super_scale_for(largest, name, r);
+        const float d = detail::super_scale_covering(largest, sub_scale_max, static_cast<float>(level_offset), name, r);
         s.super_scales[static_cast<std::size_t>(r * supers + k)] = static_cast<half>(d);
         for (index_t j = j0; j < j1; ++j) {
           const block& xj = x[j - j0];
           const block& hj = h[j - j0];
-          const int m = best_sub_scale(xj, hj, steps[j - j0], d);
+          const int m = detail::nearer_sub_scale(steps[j - j0], d, sub_scale_min, sub_scale_max, [&](int code) {
+            const float step = two_level_math::sub_block_step(d, code);
+            return evaluate(xj, hj, step, zero_point_for(xj, step)).error;
+          });
           const float step = two_level_math::sub_block_step(d, m);
           const int z = zero_point_for(xj, step);
           write_bits(sub_scales, j, ScaleBits, static_cast<unsigned>(m - sub_scale_min));
@@ -374,35 +377,6 @@ class two_level {
       }
     }
     return best_step;
-  }
-
-  /// FP16 super-block scale mapping `largest` step magnitude to sub_scale_max, rounded up (so
-  /// no sub-scale overflows its code), 0 for an all-zero super-block.
-  static float super_scale_for(float largest, std::string_view name, index_t row) {
-    const float ideal = largest / static_cast<float>(sub_scale_max);
-    half d = static_cast<half>(ideal);
-    if (static_cast<float>(d) < ideal) d = std::bit_cast<half>(static_cast<std::uint16_t>(std::bit_cast<std::uint16_t>(d) + 1));
-    if (!std::isfinite(static_cast<float>(d)))
-      detail::fail("tensor '", name, "': row ", row, ": super-block scale ", ideal,
-                   " overflows FP16 (weights beyond about ", 65504.0f * sub_scale_max * level_offset, ")");
-    return static_cast<float>(d);
-  }
-
-  /// Sub-scale code of the header's rule: floor or ceil of step / d, whichever leaves the
-  /// smaller squared error with levels rounded under the exact decoded step.
-  static int best_sub_scale(const block& x, const block& h, float step, float d) {
-    if (!(d > 0)) return 0;
-    const float t = step / d;
-    const auto clamp_code = [](float v) {
-      return static_cast<int>(std::clamp(v, static_cast<float>(sub_scale_min), static_cast<float>(sub_scale_max)));
-    };
-    const int down = clamp_code(std::floor(t)), up = clamp_code(std::ceil(t));
-    if (down == up) return down;
-    const auto error = [&](int m) {
-      const float s = two_level_math::sub_block_step(d, m);
-      return evaluate(x, h, s, zero_point_for(x, s)).error;
-    };
-    return error(up) <= error(down) ? up : down;
   }
 
   /// Decodes n (<= SubBlock) codes from column c0 (a multiple of 8, so a byte boundary) of a

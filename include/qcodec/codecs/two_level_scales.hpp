@@ -1,0 +1,50 @@
+#pragma once
+/// Quantizing block scales under a super-block scale, shared by every codec with two-level
+/// scales (two_level.hpp, grid.hpp): a block's scale is the FP16 super-block scale d times an
+/// integer sub-scale m in [m_min, m_max], and the encoder quantizes each block's real scale
+/// by these two rules.
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+
+#include "qcodec/config.hpp"
+#include "qcodec/core/error.hpp"
+#include "qcodec/core/half.hpp"
+#include "qcodec/core/index.hpp"
+
+namespace qcodec::inline QCODEC_ABI::detail {
+
+/// The FP16 super-block scale mapping the largest block scale magnitude `largest` to
+/// `sub_scale_max`, rounded up (so no sub-scale overflows its code); 0 for an all-zero
+/// super-block. Throws, naming the tensor and row, when it overflows FP16.
+inline float super_scale_covering(float largest, int sub_scale_max, float largest_level,
+                                  std::string_view name, index_t row) {
+  const float ideal = largest / static_cast<float>(sub_scale_max);
+  half d = static_cast<half>(ideal);
+  if (static_cast<float>(d) < ideal)
+    d = std::bit_cast<half>(static_cast<std::uint16_t>(std::bit_cast<std::uint16_t>(d) + 1));
+  if (!std::isfinite(static_cast<float>(d)))
+    fail("tensor '", name, "': row ", row, ": super-block scale ", ideal,
+         " overflows FP16 (weights beyond about ", 65504.0f * static_cast<float>(sub_scale_max) * largest_level, ")");
+  return static_cast<float>(d);
+}
+
+/// The sub-scale of a block whose real scale is `scale` under super-block scale d: floor or
+/// ceil of scale / d (clamped to [m_min, m_max]), whichever `error(m)` (the block's squared
+/// error coded under the exact scale d * m) finds smaller, ties to the ceiling; 0 when d = 0.
+template <class Error>
+int nearer_sub_scale(float scale, float d, int m_min, int m_max, Error&& error) {
+  if (!(d > 0)) return 0;
+  const float t = scale / d;
+  const auto clamp_code = [&](float v) {
+    return static_cast<int>(std::clamp(v, static_cast<float>(m_min), static_cast<float>(m_max)));
+  };
+  const int down = clamp_code(std::floor(t)), up = clamp_code(std::ceil(t));
+  if (down == up) return down;
+  return error(up) <= error(down) ? up : down;
+}
+
+}  // namespace qcodec::inline QCODEC_ABI::detail
