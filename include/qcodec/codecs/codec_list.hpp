@@ -8,6 +8,7 @@
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/outlier_split.hpp"
 #include "qcodec/codecs/qins.hpp"
+#include "qcodec/codecs/rotated.hpp"
 #include "qcodec/codecs/two_level.hpp"
 #include "qcodec/config.hpp"
 
@@ -70,12 +71,19 @@ using two_level_codecs =
                two_level<4, 32, symmetry::asymmetric>, two_level<5, 32, symmetry::asymmetric>,
                two_level<6, 32, symmetry::asymmetric>, two_level<8, 32, symmetry::asymmetric>>;
 
-/// Every codec of the library (linear, QINS, grid, outlier split over each base, two-level).
-using all_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, grid_codecs{}, outlier_codecs{},
-                                           two_level_codecs{}));
+/// The Hadamard-rotated codecs (64-column blocks) over the ladder's 4- and 3-bit rungs and one
+/// one-level INT4 base, whose integer domain the rotation keeps.
+using rotated_codecs =
+    std::tuple<rotated<two_level<4, 16>>, rotated<grid<4, 16, grid_levels::fixed, 6>>,
+               rotated<grid<3, 16, grid_levels::fixed, 6>>, rotated<linear<4, per_group<32>, half>>>;
 
-/// The codecs with a CUDA device layout (cuda/device_codec.cuh): all but the two-level and
-/// grid ones.
+/// Every codec of the library (linear, QINS, grid, outlier split over each base, two-level,
+/// rotated).
+using all_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, grid_codecs{}, outlier_codecs{},
+                                           two_level_codecs{}, rotated_codecs{}));
+
+/// The codecs with a CUDA device layout (cuda/device_codec.cuh): all but the two-level, grid
+/// and rotated ones.
 using device_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, outlier_codecs{}));
 
 /// A few codecs spanning every layout (bits, granularity, scale type, symmetry) for tests

@@ -2,7 +2,9 @@
 /// The dual-stream linear layer y = x · (B + alpha·O)ᵀ + bias on the CPU, for any codec.
 ///
 /// B is the decoded base stream (the whole codec for codecs without an ortho stream), O the
-/// sparse ortho stream of an outlier_split codec. Codes are always decoded to FP32 first (codec
+/// sparse ortho stream of an outlier_split codec. A rotated codec (codecs/rotated.hpp) runs its
+/// base codec on activations rotated once per forward, x Rᵀ, in FP32 (core/hadamard.hpp's
+/// rounding), through every path below. Codes are always decoded to FP32 first (codec
 /// at rest). Output rows are cut into tiles of a fixed height that depends only on the shape,
 /// never on the thread count; each tile is computed by one thread, with no reduction across
 /// threads, so the result is bit-identical for any number of threads. Per tile:
@@ -39,6 +41,7 @@
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/ortho_stream.hpp"
 #include "qcodec/codecs/outlier_split.hpp"
+#include "qcodec/codecs/rotated.hpp"
 #include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
 #include "qcodec/core/matrix.hpp"
@@ -59,6 +62,10 @@ struct base_stream_of {
 };
 template <class Base>
 struct base_stream_of<outlier_split<Base>> {
+  using type = Base;
+};
+template <class Base, index_t Block>
+struct base_stream_of<rotated<Base, Block>> {
   using type = Base;
 };
 
@@ -99,7 +106,7 @@ class dual_stream_linear {
   /// Takes ownership of an encoded weight (out_features x in_features) and an optional bias
   /// (empty, or out_features values).
   explicit dual_stream_linear(encoded_matrix<Codec> weight, std::span<const float> bias = {})
-      : base_(split_base(weight)), ortho_(split_ortho(weight)) {
+      : base_(split_base(weight)), ortho_(split_ortho(weight)), rotation_(rotation_of(weight)) {
     if (!bias.empty() && static_cast<index_t>(bias.size()) != out_features())
       detail::fail("dual_stream_linear: bias holds ", bias.size(), " values, expected ",
                    out_features());
@@ -163,6 +170,19 @@ class dual_stream_linear {
                    in_features());
     const index_t batch = x.rows();
     if (batch == 0) return;
+    if constexpr (is_rotated<Codec>) {
+      rotated_x_ = x;
+      for (index_t b = 0; b < batch; ++b) Codec::rotate_row(rotation_, rotated_x_.row(b).data());
+      forward_base(rotated_x_, y);
+    } else {
+      forward_base(x, y);
+    }
+  }
+
+ private:
+  /// The forward of the base stream on x (rotated already for rotated codecs).
+  void forward_base(matrix_view x, matrix_ref y) {
+    const index_t batch = x.rows();
     if constexpr (has_integer_kernel<base_codec>)
       if (panels_) return forward_integer(x, y);
     reserve_workspaces(detail::op_thread_count());
@@ -180,7 +200,6 @@ class dual_stream_linear {
     });
   }
 
- private:
   /// Bytes of codes in one tile of the integer path (a quarter of a 1 MiB L2: the tile is
   /// re-read once per block of int_batch activation rows).
   static constexpr index_t integer_tile_bytes = 256 * 1024;
@@ -215,8 +234,24 @@ class dual_stream_linear {
   }
 
   static encoded_matrix<base_codec> split_base(const encoded_matrix<Codec>& weight) {
-    if constexpr (is_outlier_split<Codec>) return encoded_matrix<base_codec>(weight.storage().base);
+    if constexpr (is_outlier_split<Codec> || is_rotated<Codec>) return encoded_matrix<base_codec>(weight.storage().base);
     else return weight;
+  }
+  /// A rotated codec's storage without its base: the signs its activations are rotated by.
+  struct no_rotation {};
+  using rotation_type = std::conditional_t<is_rotated<Codec>, typename Codec::storage, no_rotation>;
+  static rotation_type rotation_of(const encoded_matrix<Codec>& weight) {
+    if constexpr (is_rotated<Codec>) {
+      const auto& s = weight.storage();
+      rotation_type r;
+      r.rows = s.rows;
+      r.cols = s.cols;
+      r.seed = s.seed;
+      r.signs = s.signs;
+      return r;
+    } else {
+      return {};
+    }
   }
   static ortho_stream split_ortho(const encoded_matrix<Codec>& weight) {
     if constexpr (is_outlier_split<Codec>) return weight.storage().ortho;
@@ -300,6 +335,8 @@ class dual_stream_linear {
 
   encoded_matrix<base_codec> base_;
   ortho_stream ortho_;
+  rotation_type rotation_;
+  row_matrix rotated_x_;
   std::vector<float> bias_;
   float alpha_ = 1;
   row_matrix cache_;
