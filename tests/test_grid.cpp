@@ -30,7 +30,7 @@ namespace {
 /// The storage's decoded value of code k in block (r, b): levels[k] * scale, as floats.
 template <class Codec>
 float decoded_level(const typename Codec::storage& s, index_t r, index_t b, int k) {
-  return Codec::levels_of(s)[k] * s.block_scale(r, b);
+  return Codec::block_levels(s, r, b)[k] * s.block_scale(r, b);
 }
 
 /// Largest gap between adjacent levels of the table.
@@ -49,8 +49,9 @@ std::size_t expected_bytes(index_t rows, index_t cols) {
   const index_t codes = rows * ((cols * bits + 7) / 8), blocks = (cols + g - 1) / g;
   index_t scales = 2 * rows * blocks;
   if constexpr (Codec::two_level_scales)
-    scales = rows * ((blocks * Codec::scale_bits + 7) / 8) + 2 * rows * ((cols + Codec::super_block - 1) / Codec::super_block);
-  return static_cast<std::size_t>(codes + scales + (Codec::stores_levels ? 4 * (1 << bits) : 0));
+    scales = rows * ((blocks * Codec::scale_bits + 7) / 8) + 2 * rows * ((cols + Codec::super_block - 1) / Codec::super_block) +
+             (Codec::table_count > 1 ? rows * ((blocks + 7) / 8) : 0);
+  return static_cast<std::size_t>(codes + scales + (Codec::stores_levels ? 4 * Codec::table_count * (1 << bits) : 0));
 }
 
 /// The next FP16 value at or above x > 0, as a float (computed without the codec).
@@ -87,8 +88,6 @@ TEMPLATE_LIST_TEST_CASE("grid round trip: value-nearest codes within half the la
   CHECK(encoded.byte_size() == expected_bytes<TestType>(rows, cols));
   CHECK(encoded.bpw() == 8.0 * static_cast<double>(expected_bytes<TestType>(rows, cols)) / static_cast<double>(rows * cols));
   const row_matrix decoded = encoded.decode();
-  const float* levels = TestType::levels_of(s);
-  const double gap = largest_gap(levels, count);
   index_t violations = 0;
   const auto violation = [&](index_t r, index_t c, const char* what) {
     if (violations++ < 5) FAIL_CHECK(what << " at row " << r << " col " << c << ": w=" << w(r, c) << " decoded=" << decoded(r, c));
@@ -96,6 +95,8 @@ TEMPLATE_LIST_TEST_CASE("grid round trip: value-nearest codes within half the la
   for (index_t r = 0; r < rows; ++r)
     for (index_t b = 0; b * g < cols; ++b) {
       const index_t first = b * g, n = std::min(g, cols - first);
+      const float* levels = TestType::block_levels(s, r, b);
+      const double gap = largest_gap(levels, count);
       double lowest = INFINITY, highest = -INFINITY, positive = 0, negative = 0, block_error = 0;
       for (int k = 0; k < count; ++k) {
         lowest = std::min<double>(lowest, decoded_level<TestType>(s, r, b, k));
@@ -249,6 +250,10 @@ TEMPLATE_LIST_TEST_CASE("grid validate rejects corrupted storage", "[grid][error
     // 45 columns: 3 blocks of 16, 3 * ScaleBits sub-scale bits, padding in the last byte.
     if ((3 * TestType::scale_bits) % 8 != 0)
       rejects([](auto& s) { s.sub_scales[static_cast<std::size_t>(2 * s.sub_scale_row_bytes() - 1)] |= 0x80; }, "padding");
+    if constexpr (TestType::table_count > 1) {
+      rejects([](auto& s) { s.table_bits.pop_back(); }, "tables");
+      rejects([](auto& s) { s.table_bits[1] |= 0x80; }, "padding");  // at most 3 blocks per row
+    }
   } else {
     rejects([](auto& s) { s.scales.push_back(half(1.0f)); }, "scales");
     rejects([](auto& s) { s.scales[3] = half(std::numeric_limits<float>::infinity()); }, "scale 3");
@@ -300,22 +305,24 @@ TEMPLATE_LIST_TEST_CASE("grid decode equals the bit-by-bit reference on ragged s
 }
 
 TEMPLATE_TEST_CASE("grid fixed tables are the stated Lloyd-Max design", "[grid][design]", (grid<4, 32>),
-                   (grid<3, 32>), (grid<5, 32>), (grid<6, 32>)) {
+                   (grid<3, 32>), (grid<5, 32>), (grid<6, 32>), (grid<4, 32, grid_levels::fixed, 6, 512, 2>),
+                   (grid<3, 32, grid_levels::fixed, 6, 512, 2>)) {
   using codec = TestType;
   row_matrix w(codec::design_sample_rows, codec::design_sample_cols);
   std::mt19937_64 rng(codec::design_seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (index_t i = 0; i < w.size(); ++i) w.data()[i] = normal(rng);
-  const auto designed = codec::design_levels(w, codec::uniform_levels(), codec::fixed_design_iterations);
+  const auto designed = codec::design_levels(w, codec::design_start(), codec::fixed_design_iterations);
   // Compiled with other flags (FMA contraction, vector widths) the float sums round
   // differently and 40 Lloyd-Max rounds carry that into the levels: measured 1.4e-4 between
   // the x86-64 baseline and -march=native builds. 1e-3 still ties the table to its design:
   // below 1/25 of the smallest distance between levels (>= 0.027, at 6 bits).
-  for (int k = 0; k < codec::level_count; ++k) {
-    CAPTURE(k, designed[static_cast<std::size_t>(k)], codec::fixed_levels[static_cast<std::size_t>(k)]);
-    CHECK(std::abs(designed[static_cast<std::size_t>(k)] - codec::fixed_levels[static_cast<std::size_t>(k)]) <= 1e-3);
+  for (std::size_t k = 0; k < designed.size(); ++k) {
+    CAPTURE(k, designed[k], codec::fixed_tables[k]);
+    CHECK(std::abs(designed[k] - codec::fixed_tables[k]) <= 1e-3);
   }
-  CHECK_NOTHROW(codec::validate_levels(codec::fixed_levels.data(), "fixed"));
+  for (int t = 0; t < codec::table_count; ++t)
+    CHECK_NOTHROW(codec::validate_levels(codec::fixed_tables.data() + t * codec::level_count, "fixed"));
 }
 
 TEST_CASE("grid per-tensor levels are the design run on the tensor and beat uniform levels",
@@ -332,7 +339,8 @@ TEST_CASE("grid per-tensor levels are the design run on the tensor and beat unif
 }
 
 TEMPLATE_TEST_CASE("grid round-trips through a safetensors file", "[grid][io]", (grid<3, 32>),
-                   (grid<4, 32, grid_levels::per_tensor>), (grid<5, 16, grid_levels::per_tensor, 6>)) {
+                   (grid<4, 32, grid_levels::per_tensor>), (grid<5, 16, grid_levels::per_tensor, 6>),
+                   (grid<4, 32, grid_levels::fixed, 6, 512, 2>)) {
   const auto dir = std::filesystem::temp_directory_path() / ("qcodec_test_grid_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const row_matrix w = synthetic_weights(7, 131, weight_family::heavy_tailed, 4);
@@ -376,6 +384,9 @@ TEST_CASE("grid traits, names and lists", "[grid][traits]") {
   CHECK(codec_traits<grid<4, 16, grid_levels::fixed, 6>>::bytes_per_block == 128 + 12 + 2);
   CHECK(codec_traits<grid<4, 16, grid_levels::fixed, 6>>::block_size == 256);
   STATIC_REQUIRE(!is_linear_codec<grid<4, 32>>);
+  CHECK(codec_traits<grid<4, 32, grid_levels::fixed, 6, 512, 2>>::name == "grid4-2level-g32-q6-s512-t2");
+  // 512 codes of 4 bits, 16 sub-scales of 6 bits, 16 table bits, one FP16: 4.25 bpw.
+  CHECK(codec_traits<grid<4, 32, grid_levels::fixed, 6, 512, 2>>::bytes_per_block == 256 + 12 + 2 + 2);
   STATIC_REQUIRE(std::tuple_size_v<grid_codecs> == 13);
   bool listed = false;
   for_each_codec<all_codecs>([&]<class C>(C) { listed = listed || codec_traits<C>::name == "grid3-g32-lut"; });

@@ -43,17 +43,18 @@ using linear_codecs = decltype(std::tuple_cat(detail::linear_variants_of_bits<8>
 using qins_codecs = std::tuple<qins<8>, qins<4>>;
 
 /// The non-uniform grid codecs. One FP16 scale per block: 4 and 3 bits x blocks of 32, and
-/// 4 bits x 64, fixed or per-tensor levels. Two-level scales (6-bit sub-scales per block of 16
-/// under an FP16 scale per 256 columns, the ladder's rungs): 3, 4 and 5 bits, 4 and 5 bits with
-/// per-tensor levels, 6 bits with 8-bit sub-scales and 4 bits x 32 under super-blocks of 512
-/// (the 4.25-bpw rung), both per tensor. Their measured SNR and bpw: bench/RESULTS.md.
+/// 4 bits x 64 per tensor, fixed or per-tensor levels. Two-level scales (6-bit sub-scales per
+/// block of 16 under an FP16 scale per 256 columns, the ladder's rungs): 3, 4 and 5 bits, 4 and
+/// 5 bits with per-tensor levels, 6 bits with 8-bit sub-scales per tensor; two tables per
+/// block: 4 bits x 16 (4.5 bpw) and 4 bits x 32 under super-blocks of 512 (the 4.25-bpw rung).
+/// Their measured SNR and bpw: bench/RESULTS.md.
 using grid_codecs =
-    std::tuple<grid<4, 32>, grid<4, 64>, grid<3, 32>, grid<4, 32, grid_levels::per_tensor>,
+    std::tuple<grid<4, 32>, grid<3, 32>, grid<4, 32, grid_levels::per_tensor>,
                grid<4, 64, grid_levels::per_tensor>, grid<3, 32, grid_levels::per_tensor>,
                grid<3, 16, grid_levels::fixed, 6>, grid<4, 16, grid_levels::fixed, 6>,
                grid<5, 16, grid_levels::fixed, 6>, grid<4, 16, grid_levels::per_tensor, 6>,
                grid<5, 16, grid_levels::per_tensor, 6>, grid<6, 16, grid_levels::per_tensor, 8>,
-               grid<4, 32, grid_levels::per_tensor, 6, 512>>;
+               grid<4, 16, grid_levels::fixed, 6, 256, 2>, grid<4, 32, grid_levels::fixed, 6, 512, 2>>;
 
 /// The outlier split over one base per family: INT8 per-row, INT4 per-group, QINS 8 and 4
 /// (the split is a wrapper: its own code is the same for every base).
