@@ -117,7 +117,7 @@ void codec_forward(benchmark::State& state, shape s, index_t batch, index_t gemv
   auto& ops = ops_for<Codec>(s);
   for (auto& op : ops) {
     op->set_gemv_max_batch(gemv_max_batch);
-    if constexpr (qcodec::is_linear_codec<typename qcodec::dual_stream_linear<Codec>::base_codec>)
+    if constexpr (qcodec::has_integer_kernel<typename qcodec::dual_stream_linear<Codec>::base_codec>)
       op->set_integer_domain(integer);
   }
   const row_matrix x = activations(batch, s.cols);
@@ -227,6 +227,13 @@ int main(int argc, char** argv) {
   register_codec<linear<4, per_group<128>>>("int4-g128", true);
   register_codec<qins<8>>("qins8");
   register_codec<outlier_split<linear<4, per_group<128>>>>("outliers+int4-g128");
+  // The ladder's codecs (FP32 paths) and the rotation beside its base (the op's activation
+  // transform is the only difference).
+  register_codec<two_level<4, 16>>("int4-2level-g16");
+  register_codec<grid<4, 16, grid_levels::fixed, 6>>("grid4-2level-g16");
+  register_codec<rotated<two_level<4, 16>>>("hadamard64+int4-2level-g16");
+  register_codec<linear<4, per_group<32>, half>>("int4-g32-f16", true);
+  register_codec<rotated<linear<4, per_group<32>, half>>>("hadamard64+int4-g32-f16", true);
   register_crossover<linear<4, per_group<128>>>("int4-g128", {4096, 4096});
   register_crossover<linear<8>>("int8", {4096, 4096});
   benchmark::Initialize(&argc, argv);
