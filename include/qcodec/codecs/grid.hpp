@@ -290,8 +290,8 @@ class grid {
   encoded_matrix<grid> encode(matrix_view w, std::string_view name = "weight") const {
     detail::require_finite_nonempty(w, name);
     require_fp16_range(w, name);
-    if constexpr (stores_levels) return encode_rows(w, design_levels(w, fixed_tables, per_tensor_iterations));
-    else return encode_rows(w, fixed_tables);
+    if constexpr (stores_levels) return encode_rows(w, design_levels(w, fixed_tables, per_tensor_iterations), name);
+    else return encode_rows(w, fixed_tables, name);
   }
 
   /// Encodes `w` with given level tables (validated), stored with the codes: for rows joining
@@ -303,7 +303,7 @@ class grid {
     detail::require_finite_nonempty(w, name);
     require_fp16_range(w, name);
     for (int t = 0; t < Tables; ++t) validate_levels(levels.data() + t * level_count, name);
-    return encode_rows(w, levels);
+    return encode_rows(w, levels, name);
   }
 
   /// Lloyd-Max design of the level tables on `w` from `start` (the file comment's rule);
@@ -406,31 +406,28 @@ class grid {
   /// The reference decode, the specification: every code read bit by bit from the layout of
   /// grid_math.hpp, times its block's scale.
   static void decode_rows_ref(const storage& s, index_t first, index_t last, float* out) {
+    // Field i (`width` bits) of row r of a stream of `row_bytes` bytes per row, bit by bit.
+    const auto field = [](const std::vector<std::uint8_t>& stream, index_t row_bytes, index_t r, index_t i, int width) {
+      unsigned value = 0;
+      for (int bit = 0; bit < width; ++bit) {
+        const index_t position = r * row_bytes * 8 + i * width + bit;
+        value |= ((stream[static_cast<std::size_t>(position / 8)] >> (position % 8)) & 1u) << bit;
+      }
+      return value;
+    };
     for (index_t r = first; r < last; ++r, out += s.cols) {
       for (index_t c = 0; c < s.cols; ++c) {
-        unsigned code = 0;
-        for (int bit = 0; bit < Bits; ++bit) {
-          const index_t position = r * s.row_bytes() * 8 + c * Bits + bit;
-          code |= ((s.codes[static_cast<std::size_t>(position / 8)] >> (position % 8)) & 1u) << bit;
-        }
+        const unsigned code = field(s.codes, s.row_bytes(), r, c, Bits);
         const index_t b = c / BlockSize;
         float scale;
         if constexpr (two_level_scales) {
-          unsigned raw = 0;
-          for (int bit = 0; bit < ScaleBits; ++bit) {
-            const index_t position = r * s.sub_scale_row_bytes() * 8 + b * ScaleBits + bit;
-            raw |= ((s.sub_scales[static_cast<std::size_t>(position / 8)] >> (position % 8)) & 1u) << bit;
-          }
+          const unsigned raw = field(s.sub_scales, s.sub_scale_row_bytes(), r, b, ScaleBits);
           const float d = static_cast<float>(s.super_scales[static_cast<std::size_t>(r * s.super_blocks_per_row() + c / SuperBlock)]);
           scale = d * static_cast<float>(static_cast<int>(raw) - (1 << (ScaleBits - 1)));
         } else {
           scale = static_cast<float>(s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)]);
         }
-        unsigned table = 0;
-        if constexpr (Tables > 1) {
-          const index_t position = r * s.table_row_bytes() * 8 + b;
-          table = (s.table_bits[static_cast<std::size_t>(position / 8)] >> (position % 8)) & 1u;
-        }
+        const unsigned table = Tables > 1 ? field(s.table_bits, s.table_row_bytes(), r, b, 1) : 0;
         out[c] = levels_of(s)[table * level_count + code] * scale;
       }
     }
@@ -522,14 +519,14 @@ class grid {
   /// and adds nothing to any sum).
   using block_values = float[BlockSize];
 
-  static encoded_matrix<grid> encode_rows(matrix_view w, const table_set& tables) {
+  static encoded_matrix<grid> encode_rows(matrix_view w, const table_set& tables, std::string_view name) {
     storage s;
     s.rows = w.rows();
     s.cols = w.cols();
     s.codes.assign(static_cast<std::size_t>(s.rows * s.row_bytes()), 0);
     if constexpr (stores_levels) s.levels.assign(tables.begin(), tables.end());
     if constexpr (two_level_scales) {
-      encode_two_level_scales(w, tables, s);
+      encode_two_level_scales(w, tables, name, s);
     } else {
       const level_table& levels = tables;  // one table
       const int zero = zero_code(levels.data());
@@ -549,7 +546,7 @@ class grid {
   }
 
   /// Scales, tables and codes of the two-level rule (file comment), a super-block at a time.
-  static void encode_two_level_scales(matrix_view w, const table_set& tables, storage& s) {
+  static void encode_two_level_scales(matrix_view w, const table_set& tables, std::string_view name, storage& s) {
     constexpr index_t blocks_per_super = SuperBlock / BlockSize;
     const index_t blocks = s.blocks_per_row(), supers = s.super_blocks_per_row();
     s.sub_scales.assign(static_cast<std::size_t>(s.rows * s.sub_scale_row_bytes()), 0);
@@ -578,7 +575,7 @@ class grid {
           largest = std::max(largest, std::abs(fit.scale));
         }
         // |w| <= 65504 bounds every real scale by 65504 / |l_0|: d never overflows.
-        const float d = detail::super_scale_covering(largest, sub_scale_max, 1.0f, "weight", r);
+        const float d = detail::super_scale_covering(largest, sub_scale_max, 1.0f, name, r);
         s.super_scales[static_cast<std::size_t>(r * supers + k)] = half(d);
         for (index_t b = b0; b < b1; ++b) {
           const block_values& x = values[b - b0];
@@ -669,8 +666,6 @@ class grid {
     return fit;
   }
 
-  /// The scale rule of the file comment: candidates rounded to FP16 for one-level scales, as
-  /// real numbers (float) for two-level ones, whose quantization follows.
   struct scale_fit {
     float scale = 0;
     double squared_error = 0;
@@ -686,6 +681,8 @@ class grid {
     return best;
   }
 
+  /// The scale rule of the file comment: candidates rounded to FP16 for one-level scales, as
+  /// real numbers (float) for two-level ones, whose quantization follows.
   static scale_fit choose_scale(const block_values& w, const level_table& levels) {
     float positive = 0, negative = 0;  // m+ and m-
     for (index_t c = 0; c < BlockSize; ++c) {

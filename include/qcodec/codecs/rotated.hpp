@@ -7,7 +7,8 @@
 /// generates (validation regenerates them: a wrong seed, or corrupted signs, is refused).
 /// decode_rows returns W: the base's decode with the inverse rotation applied to each row.
 /// dual_stream_linear never applies that inverse: it rotates the activations once per forward
-/// (x Wᵀ = (x Rᵀ)(W Rᵀ)ᵀ) and runs the base codec's own paths, its integer domain included.
+/// (x Wᵀ = (x Rᵀ)(W Rᵀ)ᵀ; hadamard::rotate of each row with `block` and the stored signs) and
+/// runs the base codec's own paths, its integer domain included.
 ///
 /// Unlike every other codec, a zero weight does not stay exactly zero and a small weight may
 /// change sign: the base's error is spread over the block by the inverse rotation.
@@ -83,9 +84,6 @@ class rotated {
     s.base = base.encode(turned, name).storage();
     return encoded_matrix<rotated>(std::move(s));
   }
-
-  /// The rotation of one activation (or weight) row, in place: what the op applies to x.
-  static void rotate_row(const storage& s, float* row) { hadamard::rotate(row, s.cols, Block, s.signs.data()); }
 
   static void decode_rows(const storage& s, index_t first, index_t last, float* out) {
     Base::decode_rows(s.base, first, last, out);

@@ -44,6 +44,7 @@
 #include "qcodec/codecs/rotated.hpp"
 #include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
+#include "qcodec/core/hadamard.hpp"
 #include "qcodec/core/matrix.hpp"
 #include "qcodec/ops/aligned_buffer.hpp"
 #include "qcodec/ops/integer_gemv.hpp"
@@ -106,7 +107,8 @@ class dual_stream_linear {
   /// Takes ownership of an encoded weight (out_features x in_features) and an optional bias
   /// (empty, or out_features values).
   explicit dual_stream_linear(encoded_matrix<Codec> weight, std::span<const float> bias = {})
-      : base_(split_base(weight)), ortho_(split_ortho(weight)), rotation_(rotation_of(weight)) {
+      : base_(split_base(weight)), ortho_(split_ortho(weight)) {
+    if constexpr (is_rotated<Codec>) rotation_signs_ = weight.storage().signs;
     if (!bias.empty() && static_cast<index_t>(bias.size()) != out_features())
       detail::fail("dual_stream_linear: bias holds ", bias.size(), " values, expected ",
                    out_features());
@@ -172,7 +174,8 @@ class dual_stream_linear {
     if (batch == 0) return;
     if constexpr (is_rotated<Codec>) {
       rotated_x_ = x;
-      for (index_t b = 0; b < batch; ++b) Codec::rotate_row(rotation_, rotated_x_.row(b).data());
+      for (index_t b = 0; b < batch; ++b)
+        hadamard::rotate(rotated_x_.row(b).data(), in_features(), Codec::block, rotation_signs_.data());
       forward_base(rotated_x_, y);
     } else {
       forward_base(x, y);
@@ -236,22 +239,6 @@ class dual_stream_linear {
   static encoded_matrix<base_codec> split_base(const encoded_matrix<Codec>& weight) {
     if constexpr (is_outlier_split<Codec> || is_rotated<Codec>) return encoded_matrix<base_codec>(weight.storage().base);
     else return weight;
-  }
-  /// A rotated codec's storage without its base: the signs its activations are rotated by.
-  struct no_rotation {};
-  using rotation_type = std::conditional_t<is_rotated<Codec>, typename Codec::storage, no_rotation>;
-  static rotation_type rotation_of(const encoded_matrix<Codec>& weight) {
-    if constexpr (is_rotated<Codec>) {
-      const auto& s = weight.storage();
-      rotation_type r;
-      r.rows = s.rows;
-      r.cols = s.cols;
-      r.seed = s.seed;
-      r.signs = s.signs;
-      return r;
-    } else {
-      return {};
-    }
   }
   static ortho_stream split_ortho(const encoded_matrix<Codec>& weight) {
     if constexpr (is_outlier_split<Codec>) return weight.storage().ortho;
@@ -335,7 +322,7 @@ class dual_stream_linear {
 
   encoded_matrix<base_codec> base_;
   ortho_stream ortho_;
-  rotation_type rotation_;
+  std::vector<std::uint8_t> rotation_signs_;  // rotated codecs: the signs x is rotated by
   row_matrix rotated_x_;
   std::vector<float> bias_;
   float alpha_ = 1;
