@@ -22,7 +22,7 @@ namespace {
 template <class C>
 std::size_t expected_bytes(index_t rows, index_t cols) {
   const index_t subs = (cols + C::sub_block - 1) / C::sub_block;
-  const index_t supers = (cols + C::super_block - 1) / C::super_block;
+  const index_t supers = std::max<index_t>(1, cols / C::super_block);  // the last takes the row's tail
   const index_t per_row = (cols * C::bits + 7) / 8 + (subs * C::scale_bits + 7) / 8 +
                           (C::symmetric ? 0 : (subs * C::bits + 7) / 8) + 2 * supers;
   return static_cast<std::size_t>(rows * per_row);

@@ -1,5 +1,5 @@
 // Writes the files the Python client check reads: <dir>/client.safetensors (plain F32, F16
-// and BF16 tensors and encoded tensors of several linear codecs) and <dir>/reference.safetensors
+// and BF16 tensors and encoded tensors of several linear, two-level and grid codecs) and <dir>/reference.safetensors
 // (qcodec's FP32 decoding of each encoded tensor, under the same names).
 
 #include <filesystem>
@@ -31,6 +31,13 @@ int main(int argc, char** argv) {
     add("layers.0.down.weight",
         linear<4, per_group<32>, half, symmetry::asymmetric>{}.encode(w(12, 95, 6), "down"));
     add("layers.0.k.weight", linear<8, per_row, float, symmetry::asymmetric>{}.encode(w(5, 33, 7), "k"));
+    // Two-level scales on rows longer than a super-block and no multiple of it (the last
+    // super-block takes the tail), and the grid codecs with stored tables.
+    add("layers.1.q.weight", two_level<4, 16>{}.encode(w(9, 700, 8), "q"));
+    add("layers.1.k.weight", two_level<3, 32, symmetry::asymmetric>{}.encode(w(5, 300, 9), "k"));
+    add("layers.1.up.weight", grid<4, 16, grid_levels::per_tensor, 6, 256, 2>{}.encode(w(7, 600, 10), "up"));
+    add("layers.1.down.weight", grid<3, 32, grid_levels::per_tensor>{}.encode(w(6, 100, 11), "down"));
+    add("layers.1.v.weight", grid<5, 16, grid_levels::per_tensor, 6>{}.encode(w(4, 520, 12), "v"));
     client.write(dir / "client.safetensors");
     reference.write(dir / "reference.safetensors");
   });

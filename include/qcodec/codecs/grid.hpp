@@ -6,8 +6,10 @@
 ///
 /// A block's scale is either one FP16 value (ScaleBits = 0) or two-level (ScaleBits > 0): a
 /// signed integer sub-scale m of ScaleBits bits (offset binary, -2^(ScaleBits-1) ..
-/// 2^(ScaleBits-1) - 1) times the FP16 scale d >= 0 of its super-block of SuperBlock columns,
-/// scale = d * m in float (exact: 11 by at most 8 significant bits).
+/// 2^(ScaleBits-1) - 1) times the FP16 scale d >= 0 of its super-block, scale = d * m in float
+/// (exact: 11 by at most 8 significant bits). A row has floor(cols / SuperBlock) super-blocks
+/// of SuperBlock columns (at least one), the last also taking the row's tail shorter than
+/// SuperBlock (two_level_scales.hpp).
 ///
 /// Layout of `storage`:
 ///  - codes: rows x row_bytes, densely packed (grid_math.hpp): row_bytes = ceil(cols * Bits / 8),
@@ -17,7 +19,8 @@
 ///  - sub_scales (two-level): rows x ceil(blocks_per_row * ScaleBits / 8) bytes, block b of a row
 ///    is field b of its little-endian bit stream (core/bit_stream.hpp), padding bits zero;
 ///  - super_scales (two-level): FP16 >= 0, rows x super_blocks_per_row, (row, k) at
-///    row * super_blocks_per_row + k;
+///    row * super_blocks_per_row + k; column c is in super-block min(c / SuperBlock,
+///    super_blocks_per_row - 1);
 ///  - tables (two tables only): rows x ceil(blocks_per_row / 8) bytes, block b's table is bit b
 ///    of its row's bit stream, padding bits zero;
 ///  - levels (grid_levels::per_tensor only): the tensor's Tables x 2^Bits FP32 levels, table
@@ -168,6 +171,7 @@ class grid {
   static constexpr bool two_level_scales = ScaleBits > 0;
   static constexpr int scale_bits = ScaleBits;
   static constexpr index_t super_block = two_level_scales ? SuperBlock : 0;
+  static constexpr index_t blocks_per_super = two_level_scales ? SuperBlock / BlockSize : 0;
   /// Sub-scale codes of two-level scales: [sub_scale_min, sub_scale_max].
   static constexpr int sub_scale_min = two_level_scales ? -(1 << (ScaleBits - 1)) : 0;
   static constexpr int sub_scale_max = two_level_scales ? (1 << (ScaleBits - 1)) - 1 : 0;
@@ -230,7 +234,7 @@ class grid {
     index_t row_bytes() const { return grid_math::packed_bytes(Bits, cols); }
     index_t blocks_per_row() const { return (cols + BlockSize - 1) / BlockSize; }
     index_t sub_scale_row_bytes() const { return two_level_scales ? bit_stream_bytes(blocks_per_row(), ScaleBits) : 0; }
-    index_t super_blocks_per_row() const { return two_level_scales ? (cols + SuperBlock - 1) / SuperBlock : 0; }
+    index_t super_blocks_per_row() const { return two_level_scales ? detail::super_blocks_in_row(cols, SuperBlock) : 0; }
     index_t table_row_bytes() const { return Tables > 1 ? bit_stream_bytes(blocks_per_row(), 1) : 0; }
 
     /// The level table block b of row r decodes with.
@@ -246,7 +250,8 @@ class grid {
     /// The signed scale of block b of row r, as decode uses it.
     float block_scale(index_t r, index_t b) const {
       if constexpr (two_level_scales) {
-        const float d = static_cast<float>(super_scales[static_cast<std::size_t>(r * super_blocks_per_row() + b * BlockSize / SuperBlock)]);
+        const float d = static_cast<float>(
+            super_scales[static_cast<std::size_t>(r * super_blocks_per_row() + detail::super_block_of(b * BlockSize, cols, SuperBlock))]);
         return d * static_cast<float>(sub_scale(r, b));
       } else {
         return static_cast<float>(scales[static_cast<std::size_t>(r * blocks_per_row() + b)]);
@@ -422,7 +427,8 @@ class grid {
         float scale;
         if constexpr (two_level_scales) {
           const unsigned raw = field(s.sub_scales, s.sub_scale_row_bytes(), r, b, ScaleBits);
-          const float d = static_cast<float>(s.super_scales[static_cast<std::size_t>(r * s.super_blocks_per_row() + c / SuperBlock)]);
+          const float d = static_cast<float>(
+              s.super_scales[static_cast<std::size_t>(r * s.super_blocks_per_row() + detail::super_block_of(c, s.cols, SuperBlock))]);
           scale = d * static_cast<float>(static_cast<int>(raw) - (1 << (ScaleBits - 1)));
         } else {
           scale = static_cast<float>(s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)]);
@@ -547,7 +553,6 @@ class grid {
 
   /// Scales, tables and codes of the two-level rule (file comment), a super-block at a time.
   static void encode_two_level_scales(matrix_view w, const table_set& tables, std::string_view name, storage& s) {
-    constexpr index_t blocks_per_super = SuperBlock / BlockSize;
     const index_t blocks = s.blocks_per_row(), supers = s.super_blocks_per_row();
     s.sub_scales.assign(static_cast<std::size_t>(s.rows * s.sub_scale_row_bytes()), 0);
     s.super_scales.resize(static_cast<std::size_t>(s.rows * supers));
@@ -558,14 +563,15 @@ class grid {
       table[t] = table_at(tables, t);
       zero[t] = zero_code(table[t].data());
     }
-    block_values values[blocks_per_super];
-    float real[blocks_per_super];
-    int chosen[blocks_per_super];
+    // The last super-block of a row holds fewer than 2 * blocks_per_super blocks.
+    block_values values[2 * blocks_per_super];
+    float real[2 * blocks_per_super];
+    int chosen[2 * blocks_per_super];
     for (index_t r = 0; r < s.rows; ++r) {
       std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
       std::uint8_t* sub_scales = s.sub_scales.data() + r * s.sub_scale_row_bytes();
       for (index_t k = 0; k < supers; ++k) {
-        const index_t b0 = k * blocks_per_super, b1 = std::min(blocks, b0 + blocks_per_super);
+        const auto [b0, b1] = detail::blocks_of_super_block(k, supers, blocks, blocks_per_super);
         float largest = 0;
         for (index_t b = b0; b < b1; ++b) {
           load_block(w, r, b, values[b - b0]);

@@ -1,8 +1,10 @@
 #pragma once
 /// Linear codec with two-level scales, any code width 2..8 (K-quant-like, measured sizes).
 ///
-/// Each row is cut into super-blocks of SuperBlock columns, each super-block into sub-blocks of
-/// SubBlock columns (the last of a row may be shorter; nothing else changes for ragged rows).
+/// Each row is cut into sub-blocks of SubBlock columns (the last may be shorter; nothing else
+/// changes for ragged rows) and into floor(cols / SuperBlock) super-blocks of SuperBlock
+/// columns (at least one), the last also taking the row's tail shorter than SuperBlock
+/// (two_level_scales.hpp).
 /// A sub-block has an integer scale m of ScaleBits bits under its super-block's FP16 scale d:
 /// step = d * m, and element c decodes to step * level (two_level_math.hpp):
 ///  - symmetric: level = code - 2^(Bits-1), all 2^Bits levels -2^(Bits-1) .. 2^(Bits-1) - 1;
@@ -17,7 +19,8 @@
 ///  - codes: rows x bit_stream_bytes(cols, Bits); column c is field c of its row;
 ///  - sub_scales: rows x bit_stream_bytes(sub_blocks_per_row, ScaleBits); sub-block j is field j;
 ///  - zero_points (asymmetric only): rows x bit_stream_bytes(sub_blocks_per_row, Bits);
-///  - super_scales: FP16, rows x super_blocks_per_row, (row, k) at row * super_blocks_per_row + k.
+///  - super_scales: FP16, rows x super_blocks_per_row, (row, k) at row * super_blocks_per_row + k;
+///    column c is in super-block min(c / SuperBlock, super_blocks_per_row - 1).
 ///
 /// Encoding (the one rule, the least squared error throughout): each sub-block takes, among
 /// the steps that map its largest magnitude to level (reach + delta) for each delta of
@@ -61,6 +64,7 @@ class two_level {
   static constexpr bool symmetric = Symmetry == symmetry::symmetric;
   static constexpr int bits = Bits, scale_bits = ScaleBits;
   static constexpr index_t sub_block = SubBlock, super_block = SuperBlock;
+  static constexpr index_t subs_per_super = SuperBlock / SubBlock;
   static constexpr int code_max = (1 << Bits) - 1;
   /// Symmetric levels are code - level_offset.
   static constexpr int level_offset = 1 << (Bits - 1);
@@ -84,7 +88,7 @@ class two_level {
     std::vector<half> super_scales;
 
     index_t sub_blocks_per_row() const { return (cols + SubBlock - 1) / SubBlock; }
-    index_t super_blocks_per_row() const { return (cols + SuperBlock - 1) / SuperBlock; }
+    index_t super_blocks_per_row() const { return detail::super_blocks_in_row(cols, SuperBlock); }
     index_t code_row_bytes() const { return bit_stream_bytes(cols, Bits); }
     index_t sub_scale_row_bytes() const { return bit_stream_bytes(sub_blocks_per_row(), ScaleBits); }
     index_t zero_point_row_bytes() const { return symmetric ? 0 : bit_stream_bytes(sub_blocks_per_row(), Bits); }
@@ -92,7 +96,7 @@ class two_level {
     /// Step of sub-block j of row r (two_level_math::sub_block_step).
     float step(index_t r, index_t j) const {
       const float d = static_cast<float>(super_scales[static_cast<std::size_t>(
-          r * super_blocks_per_row() + j / (SuperBlock / SubBlock))]);
+          r * super_blocks_per_row() + detail::super_block_of(j * SubBlock, cols, SuperBlock))]);
       const unsigned raw = read_bits(sub_scales.data() + r * sub_scale_row_bytes(), j, ScaleBits);
       return two_level_math::sub_block_step(d, sub_scale_of(raw));
     }
@@ -144,16 +148,16 @@ class two_level {
     s.zero_points.assign(static_cast<std::size_t>(s.rows * s.zero_point_row_bytes()), 0);
     s.super_scales.resize(static_cast<std::size_t>(s.rows * supers));
 
-    constexpr index_t subs_per_super = SuperBlock / SubBlock;
-    block x[subs_per_super], h[subs_per_super];
-    float steps[subs_per_super];
+    // The last super-block of a row holds fewer than 2 * subs_per_super sub-blocks.
+    block x[2 * subs_per_super], h[2 * subs_per_super];
+    float steps[2 * subs_per_super];
     for (index_t r = 0; r < s.rows; ++r) {
       const float* row = w.row(r).data();
       std::uint8_t* codes = s.codes.data() + r * s.code_row_bytes();
       std::uint8_t* sub_scales = s.sub_scales.data() + r * s.sub_scale_row_bytes();
       std::uint8_t* zero_points = s.zero_points.data() + r * s.zero_point_row_bytes();
       for (index_t k = 0; k < supers; ++k) {
-        const index_t j0 = k * subs_per_super, j1 = std::min(subs, j0 + subs_per_super);
+        const auto [j0, j1] = detail::blocks_of_super_block(k, supers, subs, subs_per_super);
         float largest = 0;
         for (index_t j = j0; j < j1; ++j) {
           // A short last sub-block is padded with zeros of weight 0: they add nothing to any
@@ -207,7 +211,7 @@ class two_level {
   static void decode_rows_ref(const storage& s, index_t first, index_t last, float* out) {
     for (index_t r = first; r < last; ++r)
       for (index_t c = 0; c < s.cols; ++c) {
-        const index_t j = c / SubBlock, k = c / SuperBlock;
+        const index_t j = c / SubBlock, k = detail::super_block_of(c, s.cols, SuperBlock);
         const float d = static_cast<float>(s.super_scales[static_cast<std::size_t>(r * s.super_blocks_per_row() + k)]);
         const unsigned m = read_bits(s.sub_scales.data() + r * s.sub_scale_row_bytes(), j, ScaleBits);
         const unsigned code = read_bits(s.codes.data() + r * s.code_row_bytes(), c, Bits);

@@ -17,6 +17,27 @@
 
 namespace qcodec::inline QCODEC_ABI::detail {
 
+/// Super-blocks of a row of `cols` columns: floor(cols / S) of S columns (at least one), the
+/// last also taking the row's tail shorter than S. So no super-block scale covers fewer than S
+/// columns of a row longer than S, and a row's scales stay its own (a tensor splits by rows).
+constexpr index_t super_blocks_in_row(index_t cols, index_t super_block) {
+  return std::max<index_t>(1, cols / super_block);
+}
+
+/// Blocks [first, last) of super-block k of a row of `blocks` blocks in `supers` super-blocks
+/// (super_blocks_in_row) of `per_super` blocks each: the last runs to the row's end.
+struct block_range {
+  index_t first, last;
+};
+constexpr block_range blocks_of_super_block(index_t k, index_t supers, index_t blocks, index_t per_super) {
+  return {k * per_super, k + 1 == supers ? blocks : (k + 1) * per_super};
+}
+
+/// The super-block holding column c of a row of `cols` columns.
+constexpr index_t super_block_of(index_t c, index_t cols, index_t super_block) {
+  return std::min(c / super_block, super_blocks_in_row(cols, super_block) - 1);
+}
+
 /// The FP16 super-block scale mapping the largest block scale magnitude `largest` to
 /// `sub_scale_max`, rounded up (so no sub-scale overflows its code); 0 for an all-zero
 /// super-block. Throws, naming the tensor and row, when it overflows FP16.
@@ -34,7 +55,9 @@ inline float super_scale_covering(float largest, int sub_scale_max, float larges
 
 /// The sub-scale of a block whose real scale is `scale` under super-block scale d: floor or
 /// ceil of scale / d (clamped to [m_min, m_max]), whichever `error(m)` (the block's squared
-/// error coded under the exact scale d * m) finds smaller, ties to the ceiling; 0 when d = 0.
+/// error coded under the exact scale d * m) finds smaller, ties to the larger magnitude; 0 when
+/// d = 0. No weight's error under a step of d or -d exceeds its error under step 0 (each
+/// rounds to 0 or nearer), so the tie rule never zeroes a block that is not all zeros.
 template <class Error>
 int nearer_sub_scale(float scale, float d, int m_min, int m_max, Error&& error) {
   if (!(d > 0)) return 0;
@@ -44,7 +67,8 @@ int nearer_sub_scale(float scale, float d, int m_min, int m_max, Error&& error) 
   };
   const int down = clamp_code(std::floor(t)), up = clamp_code(std::ceil(t));
   if (down == up) return down;
-  return error(up) <= error(down) ? up : down;
+  const int larger = std::abs(up) >= std::abs(down) ? up : down, smaller = larger == up ? down : up;
+  return error(larger) <= error(smaller) ? larger : smaller;
 }
 
 }  // namespace qcodec::inline QCODEC_ABI::detail
