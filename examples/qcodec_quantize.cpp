@@ -52,6 +52,11 @@ void usage(std::FILE* out) {
                "                      and outliers+qins4 beat every plain codec of equal or fewer\n"
                "                      bits by 1.2 and 0.9 dB); on Gaussian weights, and over linear\n"
                "                      bases, finer groups of a plain codec buy more per bit\n"
+               "  --importance FILE   (two-level and grid codecs) column importances: a safetensors\n"
+               "                      file of 1-D F32/F16/BF16 tensors, each named as the weight it\n"
+               "                      weights, one value >= 0 per input column (e.g. the mean\n"
+               "                      squared activation of that input); the encoder minimises the\n"
+               "                      weighted squared error. Weights without one: unweighted\n"
                "  --skip REGEX        also keep tensors whose name matches REGEX (repeatable)\n"
                "  --no-default-skips  quantize embeddings, lm_head, norms and biases too\n"
                "  --max-rel-err X     fail, writing nothing, if a tensor's rel_err exceeds X\n"
@@ -76,7 +81,7 @@ bool known_codec(std::string_view name) {
 }
 
 struct options {
-  std::string input, output, codec = "int8";
+  std::string input, output, codec = "int8", importance;
   std::vector<std::regex> skips;
   std::optional<double> max_rel_err;
   std::optional<double> outlier_fraction;
@@ -100,7 +105,8 @@ std::optional<options> parse_arguments(int argc, char** argv) {
       if (i + 1 >= argc) return std::nullopt;
       return std::string(argv[++i]);
     };
-    if (arg == "--codec" || arg == "--skip" || arg == "--max-rel-err" || arg == "--outlier-fraction") {
+    if (arg == "--codec" || arg == "--skip" || arg == "--max-rel-err" || arg == "--outlier-fraction" ||
+        arg == "--importance") {
       const auto v = value();
       if (!v) {
         std::fprintf(stderr, "qcodec-quantize: %s needs a value\n", std::string(arg).c_str());
@@ -108,6 +114,8 @@ std::optional<options> parse_arguments(int argc, char** argv) {
       }
       if (arg == "--codec") {
         o.codec = canonical_codec_name(*v);
+      } else if (arg == "--importance") {
+        o.importance = *v;
       } else if (arg == "--max-rel-err") {
         char* end = nullptr;
         const double bound = std::strtod(v->c_str(), &end);
@@ -164,6 +172,15 @@ std::optional<options> parse_arguments(int argc, char** argv) {
                  o.codec.c_str());
     return std::nullopt;
   }
+  if (!o.importance.empty()) {
+    bool takes = false;
+    for_each_codec<all_codecs>([&]<class C>(C) { takes = takes || (codec_traits<C>::name == o.codec && takes_column_importance<C>); });
+    if (!takes) {
+      std::fprintf(stderr, "qcodec-quantize: codec '%s' does not take column importances (--importance: the two-level and grid codecs do)\n",
+                   o.codec.c_str());
+      return std::nullopt;
+    }
+  }
   o.input = positional[0];
   o.output = positional[1];
   if (default_skips_on)
@@ -180,6 +197,25 @@ std::optional<std::string> keep_reason(const io::tensor_info& t, const options& 
   for (const std::regex& pattern : o.skips)
     if (std::regex_search(t.name, pattern)) return "skip pattern";
   return std::nullopt;
+}
+
+/// The column importances of --importance, by weight name: every entry a 1-D float tensor
+/// naming a weight that is quantized, one value per column of it (their range is checked by
+/// the codec). Throws, naming the entry, otherwise.
+std::map<std::string, std::vector<float>> read_importance(const options& o, const io::safetensors_file& input) {
+  std::map<std::string, std::vector<float>> importance;
+  if (o.importance.empty()) return importance;
+  const auto file = io::safetensors_file::open(o.importance);
+  for (const io::tensor_info& t : file.tensors()) {
+    const io::tensor_info* weight = input.find(t.name);
+    if (weight == nullptr || keep_reason(*weight, o))
+      detail::fail(o.importance, ": '", t.name, "' names no quantized tensor of ", o.input);
+    if (t.shape.size() != 1)
+      detail::fail(o.importance, ": '", t.name, "' has rank ", t.shape.size(), ", expected 1 (one value per column)");
+    const row_matrix values = file.read_matrix(t.name);
+    importance[t.name].assign(values.data(), values.data() + values.size());
+  }
+  return importance;
 }
 
 void progress(std::size_t done, std::size_t total, std::string_view name) {
@@ -223,6 +259,7 @@ int run(const options& o) {
   const auto before = std::filesystem::file_size(o.input);  // OUTPUT may replace INPUT
   if (!io::encoded_tensors(input).empty())
     detail::fail(o.input, ": already holds qcodec-encoded tensors");
+  const auto importance = read_importance(o, input);
   io::safetensors_writer writer;
   for (const auto& [key, value] : input.metadata()) writer.set_metadata(key, value);
   writer.set_metadata("qcodec.quantized_with", o.codec);
@@ -251,11 +288,18 @@ int run(const options& o) {
         if (o.outlier_fraction) codec.outlier_fraction = *o.outlier_fraction;
         encode_options["outlier_fraction"] = codec.outlier_fraction;
       }
-      const auto encoded = codec.encode(w, t.name);
+      const auto weights = importance.find(t.name);
+      const bool weighted = weights != importance.end();
+      const auto encoded = [&] {
+        if constexpr (takes_column_importance<C>)
+          if (weighted) return codec.encode(w, t.name, weights->second);
+        return codec.encode(w, t.name);
+      }();
+      if (weighted) encode_options["column_importance"] = true;
       const fidelity_report report = measure_fidelity(w, encoded.decode());
-      std::printf("%-48s %-14s %-7s %8.3f %10.3e %8.2f\n", t.name.c_str(),
+      std::printf("%-48s %-14s %-7s %8.3f %10.3e %8.2f%s\n", t.name.c_str(),
                   shape_text(t.shape).c_str(), std::string(io::dtype_name(t.dtype)).c_str(),
-                  encoded.bpw(), report.rel_err, report.snr_db);
+                  encoded.bpw(), report.rel_err, report.snr_db, weighted ? "  weighted" : "");
       if (o.max_rel_err) require(report, {.max_rel_err = o.max_rel_err}, t.name);
       io::add_encoded(writer, t.name, encoded, encode_options);
       reported_rel_err[t.name] = report.rel_err;

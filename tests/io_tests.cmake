@@ -48,6 +48,21 @@ if(TARGET qcodec_quantize AND TARGET qcodec_inspect)
       ${quantize} ${model} ${cli_dir}/model.${codec}.safetensors --codec ${codec} --verify)
     set_tests_properties(cli.quantize.${codec} PROPERTIES FIXTURES_SETUP qcodec_cli_${codec})
   endforeach()
+  # Column importances: the weighted tensors say so, the file verifies; refused for a codec
+  # without them, a wrong length, a name matching no quantized weight.
+  set(importance ${cli_dir}/importance.safetensors)
+  qcodec_cli_run(cli.quantize.importance zero
+    "o_proj.weight[^\n]*weighted.*down_proj.weight[^\n]*weighted.*verify: 16 tensors checked, 0 bad"
+    ${quantize} ${model} ${cli_dir}/model.importance.safetensors --codec grid4-2level-g16-q6-s256
+    --importance ${importance} --verify)
+  qcodec_cli_run(cli.fails.importance_codec nonzero "codec 'int8' does not take column importances.*usage"
+    ${quantize} ${model} ${cli_dir}/never.safetensors --importance ${importance})
+  qcodec_cli_run(cli.fails.importance_length nonzero "'model.layers.0.self_attn.o_proj.weight': 150 column importances for 160 columns"
+    ${quantize} ${model} ${cli_dir}/never.safetensors --codec int4-2level-g16-q6-s256
+    --importance ${cli_dir}/importance_short.safetensors)
+  qcodec_cli_run(cli.fails.importance_unknown nonzero "'model.layers.9.mlp.nothing.weight' names no quantized tensor"
+    ${quantize} ${model} ${cli_dir}/never.safetensors --codec grid3-2level-g16-q6-s256
+    --importance ${cli_dir}/importance_unknown.safetensors)
   qcodec_cli_run(cli.inspect zero
     "model.layers.1.mlp.down_proj.weight +int4-g128 +\\[160,330\\].*lm_head.weight +F32"
     $<TARGET_FILE:qcodec_inspect> ${cli_dir}/model.int4-g128.safetensors --verify)

@@ -1,5 +1,6 @@
 // Writes a small synthetic LLM-like model, <dir>/model.safetensors, for the CLI tests: F32,
-// F16 and BF16 projections, embeddings, norms, biases, an integer tensor, an odd width.
+// F16 and BF16 projections, embeddings, norms, biases, an integer tensor, an odd width; and
+// column-importance files for --importance (one good, two bad).
 
 #include <cstdint>
 #include <filesystem>
@@ -42,5 +43,21 @@ int main(int argc, char** argv) {
     const std::vector<std::int64_t> positions = {0, 1, 2, 3, 4, 5, 6, 7};
     model.add_array<std::int64_t>("position_ids", positions);
     model.write(dir / "model.safetensors");
+
+    // Column importances for qcodec-quantize --importance: two weights (every 13th input
+    // column 20x heavier), and two bad files (a wrong length, a name matching no weight).
+    const auto importance = [](index_t n) {
+      std::vector<float> h(static_cast<std::size_t>(n), 1.0f);
+      for (std::size_t c = 0; c < h.size(); c += 13) h[c] = 20.0f;
+      return h;
+    };
+    io::safetensors_writer good, short_one, unknown;
+    good.add_array<float>("model.layers.0.self_attn.o_proj.weight", importance(hidden));
+    good.add_array<float>("model.layers.1.mlp.down_proj.weight", importance(mlp));
+    good.write(dir / "importance.safetensors");
+    short_one.add_array<float>("model.layers.0.self_attn.o_proj.weight", importance(hidden - 10));
+    short_one.write(dir / "importance_short.safetensors");
+    unknown.add_array<float>("model.layers.9.mlp.nothing.weight", importance(hidden));
+    unknown.write(dir / "importance_unknown.safetensors");
   });
 }

@@ -38,7 +38,8 @@
 ///    at 65504 in magnitude; the candidates are f * s+ and f * s- for f in scale_fractions
 ///    (rounded to nearest but for f = 1) and, for each, the least-squares scale sum(w q) /
 ///    sum(q^2) of its codes (q their levels); the block's scale is the candidate whose codes
-///    give the least squared error as decoded. The covering candidates bound it: the block's
+///    give the least squared error as decoded. With column importances h (encode's optional
+///    input) every squared error and least-squares sum here and below is weighted by h. The covering candidates bound it: the block's
 ///    RMS error is at most (largest level gap) * min(|s+|, |s-|) / 2, up to rounding;
 ///  - two-level scales: each block's real scale is chosen by the same rule without rounding to
 ///    FP16, the super-block scale maps the largest of their magnitudes to 2^(ScaleBits-1) - 1
@@ -68,12 +69,14 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "qcodec/config.hpp"
 #include "qcodec/codecs/array_visiting.hpp"
 #include "qcodec/codecs/codec.hpp"
+#include "qcodec/codecs/column_importance.hpp"
 #include "qcodec/codecs/grid_math.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
 #include "qcodec/codecs/two_level_scales.hpp"
@@ -292,11 +295,18 @@ class grid {
   /// Table t of a set.
   static constexpr level_table table_at(const table_set& tables, int t) { return detail::grid_table<level_count>(tables, t); }
 
-  encoded_matrix<grid> encode(matrix_view w, std::string_view name = "weight") const {
+  encoded_matrix<grid> encode(matrix_view w, std::string_view name = "weight") const { return encode(w, name, {}); }
+
+  /// Encodes with the squared error of column c weighted by column_importance[c]
+  /// (column_importance.hpp; empty = unweighted) in every choice of scale, table and
+  /// sub-scale, and in the per-tensor design of the levels.
+  encoded_matrix<grid> encode(matrix_view w, std::string_view name, std::span<const float> column_importance) const {
     detail::require_finite_nonempty(w, name);
     require_fp16_range(w, name);
-    if constexpr (stores_levels) return encode_rows(w, design_levels(w, fixed_tables, per_tensor_iterations), name);
-    else return encode_rows(w, fixed_tables, name);
+    detail::require_column_importance(name, column_importance, w.cols());
+    const std::vector<float> h = normalised_importance(column_importance, w.cols());
+    if constexpr (stores_levels) return encode_rows(w, h, design_levels(w, fixed_tables, per_tensor_iterations, name, h), name);
+    else return encode_rows(w, h, fixed_tables, name);
   }
 
   /// Encodes `w` with given level tables (validated), stored with the codes: for rows joining
@@ -308,16 +318,19 @@ class grid {
     detail::require_finite_nonempty(w, name);
     require_fp16_range(w, name);
     for (int t = 0; t < Tables; ++t) validate_levels(levels.data() + t * level_count, name);
-    return encode_rows(w, levels, name);
+    return encode_rows(w, normalised_importance({}, w.cols()), levels, name);
   }
 
-  /// Lloyd-Max design of the level tables on `w` from `start` (the file comment's rule);
-  /// throws as encode does on input it refuses. Falls back to the last valid tables if
-  /// rounding ever broke a table's invariants.
+  /// Lloyd-Max design of the level tables on `w` from `start` (the file comment's rule), its
+  /// sums weighted by the column importances (as encode takes them); throws as encode does on
+  /// input it refuses. Falls back to the last valid tables if rounding ever broke a table's
+  /// invariants.
   static table_set design_levels(matrix_view w, const table_set& start, int iterations,
-                                 std::string_view name = "weight") {
+                                 std::string_view name = "weight", std::span<const float> column_importance = {}) {
     detail::require_finite_nonempty(w, name);
     require_fp16_range(w, name);
+    detail::require_column_importance(name, column_importance, w.cols());
+    const std::vector<float> importance = normalised_importance(column_importance, w.cols());
     const index_t rows = w.rows(), cols = w.cols();
     const index_t sampled_rows =
         rows * cols <= design_sample_limit ? rows : std::clamp<index_t>(design_sample_limit / cols, 1, rows);
@@ -328,17 +341,17 @@ class grid {
       for (index_t i = 0; i < sampled_rows; ++i) {
         const index_t r = (2 * i + 1) * rows / (2 * sampled_rows);
         for (index_t b = 0; b < blocks; ++b) {
-          block_values values;
-          const index_t n = load_block(w, r, b, values);
-          const auto [t, fit] = best_table(values, tables);
+          block_values values, h;
+          const index_t n = load_block(w, importance, r, b, values, h);
+          const auto [t, fit] = best_table(values, h, tables);
           if (fit.scale == 0) continue;
           const level_table levels = table_at(tables, t);
           std::uint8_t codes[BlockSize * Bits / 8 + 1] = {};
           write_codes(values, n, fit.scale, levels, zero_code(levels.data()), codes, 0);
           for (index_t c = 0; c < n; ++c) {
             const auto k = static_cast<std::size_t>(t * level_count) + grid_math::unpack_code<Bits>(codes, c);
-            weighted_sum[k] += static_cast<double>(fit.scale) * values[c];
-            scale_squares[k] += static_cast<double>(fit.scale) * fit.scale;
+            weighted_sum[k] += static_cast<double>(fit.scale) * values[c] * h[c];
+            scale_squares[k] += static_cast<double>(fit.scale) * fit.scale * h[c];
           }
         }
       }
@@ -525,14 +538,16 @@ class grid {
   /// and adds nothing to any sum).
   using block_values = float[BlockSize];
 
-  static encoded_matrix<grid> encode_rows(matrix_view w, const table_set& tables, std::string_view name) {
+  /// `importance`: one weight per column, normalised (normalised_importance).
+  static encoded_matrix<grid> encode_rows(matrix_view w, const std::vector<float>& importance, const table_set& tables,
+                                          std::string_view name) {
     storage s;
     s.rows = w.rows();
     s.cols = w.cols();
     s.codes.assign(static_cast<std::size_t>(s.rows * s.row_bytes()), 0);
     if constexpr (stores_levels) s.levels.assign(tables.begin(), tables.end());
     if constexpr (two_level_scales) {
-      encode_two_level_scales(w, tables, name, s);
+      encode_two_level_scales(w, importance, tables, name, s);
     } else {
       const level_table& levels = tables;  // one table
       const int zero = zero_code(levels.data());
@@ -540,9 +555,9 @@ class grid {
       for (index_t r = 0; r < s.rows; ++r) {
         std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
         for (index_t b = 0; b < s.blocks_per_row(); ++b) {
-          block_values values;
-          const index_t n = load_block(w, r, b, values);
-          const half scale = half(choose_scale(values, levels).scale);  // an FP16 value already
+          block_values values, h;
+          const index_t n = load_block(w, importance, r, b, values, h);
+          const half scale = half(choose_scale(values, h, levels).scale);  // an FP16 value already
           s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)] = scale;
           write_codes(values, n, static_cast<float>(scale), levels, zero, codes, b * BlockSize);
         }
@@ -552,7 +567,8 @@ class grid {
   }
 
   /// Scales, tables and codes of the two-level rule (file comment), a super-block at a time.
-  static void encode_two_level_scales(matrix_view w, const table_set& tables, std::string_view name, storage& s) {
+  static void encode_two_level_scales(matrix_view w, const std::vector<float>& importance, const table_set& tables,
+                                      std::string_view name, storage& s) {
     const index_t blocks = s.blocks_per_row(), supers = s.super_blocks_per_row();
     s.sub_scales.assign(static_cast<std::size_t>(s.rows * s.sub_scale_row_bytes()), 0);
     s.super_scales.resize(static_cast<std::size_t>(s.rows * supers));
@@ -564,7 +580,7 @@ class grid {
       zero[t] = zero_code(table[t].data());
     }
     // The last super-block of a row holds fewer than 2 * blocks_per_super blocks.
-    block_values values[2 * blocks_per_super];
+    block_values values[2 * blocks_per_super], h[2 * blocks_per_super];
     float real[2 * blocks_per_super];
     int chosen[2 * blocks_per_super];
     for (index_t r = 0; r < s.rows; ++r) {
@@ -574,8 +590,8 @@ class grid {
         const auto [b0, b1] = detail::blocks_of_super_block(k, supers, blocks, blocks_per_super);
         float largest = 0;
         for (index_t b = b0; b < b1; ++b) {
-          load_block(w, r, b, values[b - b0]);
-          const auto [t, fit] = best_table(values[b - b0], tables);
+          load_block(w, importance, r, b, values[b - b0], h[b - b0]);
+          const auto [t, fit] = best_table(values[b - b0], h[b - b0], tables);
           chosen[b - b0] = t;
           real[b - b0] = fit.scale;
           largest = std::max(largest, std::abs(fit.scale));
@@ -587,7 +603,7 @@ class grid {
           const block_values& x = values[b - b0];
           const int t = chosen[b - b0];
           const int m = detail::nearer_sub_scale(real[b - b0], d, sub_scale_min, sub_scale_max, [&](int code) {
-            return evaluate(x, d * static_cast<float>(code), table[t]).squared_error;
+            return evaluate(x, h[b - b0], d * static_cast<float>(code), table[t]).squared_error;
           });
           write_bits(sub_scales, b, ScaleBits, static_cast<unsigned>(m - sub_scale_min));
           if constexpr (Tables > 1) write_bits(s.table_bits.data() + r * s.table_row_bytes(), b, 1, static_cast<unsigned>(t));
@@ -614,10 +630,26 @@ class grid {
     }
   }
 
-  static index_t load_block(matrix_view w, index_t r, index_t b, block_values& values) {
+  /// Loads block b of row r and its columns' importances (0 past the row's end); returns the
+  /// block's length.
+  static index_t load_block(matrix_view w, const std::vector<float>& importance, index_t r, index_t b,
+                            block_values& values, block_values& h) {
     const index_t first = b * BlockSize, n = std::min(BlockSize, w.cols() - first);
-    for (index_t c = 0; c < BlockSize; ++c) values[c] = c < n ? w(r, first + c) : 0.0f;
+    for (index_t c = 0; c < BlockSize; ++c) {
+      values[c] = c < n ? w(r, first + c) : 0.0f;
+      h[c] = c < n ? importance[static_cast<std::size_t>(first + c)] : 0.0f;
+    }
     return n;
+  }
+
+  /// The importances divided by their largest (all 1 when empty or all zero), so that no
+  /// weighted error sum overflows; dividing every weight by one factor changes no choice.
+  static std::vector<float> normalised_importance(std::span<const float> importance, index_t cols) {
+    const float heaviest = importance.empty() ? 0.0f : *std::max_element(importance.begin(), importance.end());
+    if (!(heaviest > 0)) return std::vector<float>(static_cast<std::size_t>(cols), 1.0f);
+    std::vector<float> h(importance.begin(), importance.end());
+    for (float& v : h) v /= heaviest;
+    return h;
   }
 
   static void decode_block(const storage& s, index_t r, index_t b, index_t n, float* out) {
@@ -649,8 +681,9 @@ class grid {
 
   /// Squared error of a block under `scale` with each weight coded by the midpoints (the
   /// value-nearest code but for ties within rounding of a midpoint), and the sums of the
-  /// least-squares scale. Branch-free per lane, so the compiler vectorises it.
-  static block_fit evaluate(const block_values& w, float scale, const level_table& levels) {
+  /// least-squares scale, every term weighted by its importance h (1 leaves it exact).
+  /// Branch-free per lane, so the compiler vectorises it.
+  static block_fit evaluate(const block_values& w, const block_values& h, float scale, const level_table& levels) {
     const sorted_grid g(levels, scale);
     float error[lanes] = {}, weighted[lanes] = {}, squares[lanes] = {};
     for (index_t i = 0; i < BlockSize; i += lanes)
@@ -658,10 +691,10 @@ class grid {
         const float x = w[i + k];
         float q = g.level[0];
         for (int j = 0; j + 1 < level_count; ++j) q = x > g.midpoint[j] ? g.level[j + 1] : q;
-        const float e = x - q * scale;
-        error[k] += e * e;
-        weighted[k] += x * q;
-        squares[k] += q * q;
+        const float e = x - q * scale, hk = h[i + k];
+        error[k] += (hk * e) * e;
+        weighted[k] += (hk * x) * q;
+        squares[k] += (hk * q) * q;
       }
     block_fit fit;
     for (index_t k = 0; k < lanes; ++k) {
@@ -678,10 +711,10 @@ class grid {
   };
 
   /// The table (the first of equals) and scale with the least squared error by the scale rule.
-  static std::pair<int, scale_fit> best_table(const block_values& w, const table_set& tables) {
-    std::pair<int, scale_fit> best{0, choose_scale(w, table_at(tables, 0))};
+  static std::pair<int, scale_fit> best_table(const block_values& w, const block_values& h, const table_set& tables) {
+    std::pair<int, scale_fit> best{0, choose_scale(w, h, table_at(tables, 0))};
     for (int t = 1; t < Tables; ++t) {
-      const scale_fit fit = choose_scale(w, table_at(tables, t));
+      const scale_fit fit = choose_scale(w, h, table_at(tables, t));
       if (fit.squared_error < best.second.squared_error) best = {t, fit};
     }
     return best;
@@ -689,7 +722,7 @@ class grid {
 
   /// The scale rule of the file comment: candidates rounded to FP16 for one-level scales, as
   /// real numbers (float) for two-level ones, whose quantization follows.
-  static scale_fit choose_scale(const block_values& w, const level_table& levels) {
+  static scale_fit choose_scale(const block_values& w, const block_values& h, const level_table& levels) {
     float positive = 0, negative = 0;  // m+ and m-
     for (index_t c = 0; c < BlockSize; ++c) {
       positive = std::max(positive, w[c]);
@@ -704,7 +737,7 @@ class grid {
     double best_error = std::numeric_limits<double>::infinity();
     const auto consider = [&](float scale) {
       if (!std::isfinite(scale)) return block_fit{};
-      const block_fit fit = evaluate(w, scale, levels);
+      const block_fit fit = evaluate(w, h, scale, levels);
       if (fit.squared_error < best_error) {
         best_error = fit.squared_error;
         best = scale;

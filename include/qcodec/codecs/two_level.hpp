@@ -41,6 +41,7 @@
 #include "qcodec/config.hpp"
 #include "qcodec/codecs/array_visiting.hpp"
 #include "qcodec/codecs/codec.hpp"
+#include "qcodec/codecs/column_importance.hpp"
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
 #include "qcodec/codecs/two_level_math.hpp"
@@ -125,20 +126,12 @@ class two_level {
     return encode(w, name, {});
   }
 
-  /// Encodes with the squared error of column c weighted by column_importance[c] (finite,
-  /// >= 0, one per column; empty = unweighted), e.g. the mean squared activation of input c.
+  /// Encodes with the squared error of column c weighted by column_importance[c]
+  /// (column_importance.hpp; empty = unweighted).
   encoded_matrix<two_level> encode(matrix_view w, std::string_view name,
                                    std::span<const float> column_importance) const {
     detail::require_finite_nonempty(w, name);
-    if (!column_importance.empty()) {
-      if (static_cast<index_t>(column_importance.size()) != w.cols())
-        detail::fail("tensor '", name, "': ", column_importance.size(),
-                     " column importances for ", w.cols(), " columns");
-      for (std::size_t c = 0; c < column_importance.size(); ++c)
-        if (!(column_importance[c] >= 0) || !std::isfinite(column_importance[c]))
-          detail::fail("tensor '", name, "': column importance ", c, " is ", column_importance[c],
-                       " (must be finite, >= 0)");
-    }
+    detail::require_column_importance(name, column_importance, w.cols());
     storage s;
     s.rows = w.rows();
     s.cols = w.cols();
