@@ -19,6 +19,7 @@
 #include <qcodec/io/encoded_tensors.hpp>
 #include <qcodec/qcodec.hpp>
 
+#include "importance_checks.hpp"
 #include "synthetic_weights.hpp"
 
 using namespace qcodec;
@@ -240,25 +241,7 @@ TEMPLATE_LIST_TEST_CASE("grid importance weights: checked, uniform ones change n
   // Weights 1 (or any one value: they are divided by their largest) are the unweighted sums.
   CHECK(codec.encode(w, "w", std::vector<float>(300, 1.0f)).storage().codes == plain.storage().codes);
   CHECK(codec.encode(w, "w", std::vector<float>(300, 3.0f)).storage().codes == plain.storage().codes);
-  // Columns that matter 1000x more get a weighted error below what unweighted encoding gives.
-  std::vector<float> important(300, 1.0f);
-  for (index_t c = 0; c < 300; c += 7) important[static_cast<std::size_t>(c)] = 1000.0f;
-  const row_matrix dw = codec.encode(w, "w", important).decode(), dp = plain.decode();
-  double weighted = 0, unweighted = 0;
-  for (index_t r = 0; r < w.rows(); ++r)
-    for (index_t c = 0; c < w.cols(); ++c) {
-      const double h = important[static_cast<std::size_t>(c)];
-      weighted += h * std::pow(w(r, c) - dw(r, c), 2);
-      unweighted += h * std::pow(w(r, c) - dp(r, c), 2);
-    }
-  CAPTURE(codec_traits<TestType>::name, weighted, unweighted);
-  CHECK(weighted < unweighted);
-  std::vector<float> bad(300, 1.0f);
-  bad[17] = -1.0f;
-  CHECK_THROWS_WITH(codec.encode(w, "w", bad), Catch::Contains("'w'") && Catch::Contains("importance 17"));
-  bad[17] = std::numeric_limits<float>::infinity();
-  CHECK_THROWS_AS(codec.encode(w, "w", bad), qcodec::error);
-  CHECK_THROWS_WITH(codec.encode(w, "w", std::vector<float>(299, 1.0f)), Catch::Contains("299"));
+  check_column_importance<TestType>(w);
 }
 
 TEMPLATE_LIST_TEST_CASE("grid validate rejects corrupted storage", "[grid][errors]", grid_codecs) {

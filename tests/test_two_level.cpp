@@ -10,6 +10,7 @@
 
 #include <qcodec/qcodec.hpp>
 
+#include "importance_checks.hpp"
 #include "synthetic_weights.hpp"
 
 using namespace qcodec;
@@ -181,24 +182,7 @@ TEMPLATE_LIST_TEST_CASE("two-level importance weights: checked, and uniform ones
   CHECK(scaled.codes == plain.storage().codes);
   CHECK(scaled.sub_scales == plain.storage().sub_scales);
   CHECK(scaled.super_scales == plain.storage().super_scales);
-  // A column that matters 1000x more gets a weighted error no larger than unweighted encoding gives it.
-  std::vector<float> important(300, 1.0f);
-  for (index_t c = 0; c < 300; c += 7) important[static_cast<std::size_t>(c)] = 1000.0f;
-  const row_matrix dw = codec.encode(w, "w", important).decode(), dp = plain.decode();
-  double weighted = 0, unweighted = 0;
-  for (index_t r = 0; r < w.rows(); ++r)
-    for (index_t c = 0; c < w.cols(); ++c) {
-      const double h = important[static_cast<std::size_t>(c)];
-      weighted += h * std::pow(w(r, c) - dw(r, c), 2);
-      unweighted += h * std::pow(w(r, c) - dp(r, c), 2);
-    }
-  CHECK(weighted < unweighted);
-  std::vector<float> bad = ones;
-  bad[17] = -1.0f;
-  CHECK_THROWS_WITH(codec.encode(w, "w", bad), Catch::Contains("'w'") && Catch::Contains("importance 17"));
-  bad[17] = std::numeric_limits<float>::quiet_NaN();
-  CHECK_THROWS_AS(codec.encode(w, "w", bad), qcodec::error);
-  CHECK_THROWS_WITH(codec.encode(w, "w", std::vector<float>(299, 1.0f)), Catch::Contains("299"));
+  check_column_importance<TestType>(w);
 }
 
 TEMPLATE_LIST_TEST_CASE("two-level validate rejects hostile storage by array", "[two_level][errors]",
