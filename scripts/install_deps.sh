@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages qcodec's build, tests and benchmarks need, if any is missing.
+# Installs the Debian packages qcodec's build, tests and benchmarks need, if any is missing,
+# and any packages named as arguments (the AArch64 cross variant's compiler and qemu-user).
 set -euo pipefail
 packages=(cmake make g++ libeigen3-dev catch2 libbenchmark-dev nlohmann-json3-dev python3 python3-venv
-  clang libclang-rt-14-dev)
+  clang libclang-rt-14-dev "$@")
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -3,26 +3,37 @@
 # Variant from the environment: QCODEC_SIMD=dispatch|native|avx2|avx512|none (default dispatch:
 # every SIMD target compiled, the tests run each one the CPU supports),
 # QCODEC_SANITIZE=1 for AddressSanitizer + UndefinedBehaviorSanitizer,
+# QCODEC_ARCH=aarch64 for the NEON target: a cross build (Debian's g++-aarch64-linux-gnu) whose
+# tests run under qemu-user, by default the kernel tests only (every codec and the integer
+# path against their references on every target: test_codec_contract, test_integer_gemv),
 # QCODEC_TEST_TARGETS="test_a test_b" to build and run only those test executables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install_deps.sh
+arch=${QCODEC_ARCH:-native}
 simd=${QCODEC_SIMD:-dispatch}
 sanitize=${QCODEC_SANITIZE:-0}
 build=build/test-$simd
 args=(-DCMAKE_BUILD_TYPE=Release -DQCODEC_SIMD="$simd")
+if [[ $arch == aarch64 ]]; then
+  bash scripts/install_deps.sh g++-aarch64-linux-gnu qemu-user
+  build=build/test-aarch64
+  QCODEC_TEST_TARGETS=${QCODEC_TEST_TARGETS:-test_codec_contract test_integer_gemv}
+else
+  bash scripts/install_deps.sh
+fi
 if [[ $sanitize == 1 ]]; then
   build=$build-sanitize
   flags="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
   args=(-DCMAKE_BUILD_TYPE=Debug -DQCODEC_SIMD="$simd" "-DCMAKE_CXX_FLAGS=$flags")
 fi
+[[ $arch == aarch64 ]] && args+=(-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake)
 # Variants other than the default skip what the default already proves (benchmarks build,
 # every header compiles on its own, the Python client check and the fuzz run, the CUDA backend:
 # nvcc does not take the sanitizer flags of CMAKE_CXX_FLAGS).
-if [[ $simd != dispatch || $sanitize == 1 ]]; then
+if [[ $simd != dispatch || $sanitize == 1 || $arch == aarch64 ]]; then
   args+=(-DQCODEC_BUILD_BENCHMARKS=OFF -DQCODEC_HEADER_CHECK=OFF -DQCODEC_CLIENT_CHECKS=OFF -DQCODEC_CUDA=OFF)
 fi
-echo "== qcodec tests: SIMD=$simd sanitize=$sanitize ($build)"
+echo "== qcodec tests: arch=$arch SIMD=$simd sanitize=$sanitize ($build)"
 cmake -S . -B "$build" "${args[@]}" >/dev/null
 targets=${QCODEC_TEST_TARGETS:-}
 if [[ -n $targets ]]; then
