@@ -39,8 +39,9 @@
 ///    (rounded to nearest but for f = 1) and, for each, the least-squares scale sum(w q) /
 ///    sum(q^2) of its codes (q their levels); the block's scale is the candidate whose codes
 ///    give the least squared error as decoded. With column importances h (encode's optional
-///    input) every squared error and least-squares sum here and below is weighted by h. The covering candidates bound it: the block's
-///    RMS error is at most (largest level gap) * min(|s+|, |s-|) / 2, up to rounding;
+///    input) every squared error and least-squares sum here and below is weighted by h. The
+///    covering candidates bound it: the block's RMS error is at most (largest level gap) *
+///    min(|s+|, |s-|) / 2, up to rounding;
 ///  - two-level scales: each block's real scale is chosen by the same rule without rounding to
 ///    FP16, the super-block scale maps the largest of their magnitudes to 2^(ScaleBits-1) - 1
 ///    (rounded up to FP16), and each block keeps the floor or ceiling of its real scale / d,
