@@ -588,7 +588,8 @@ class grid {
       std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
       std::uint8_t* sub_scales = s.sub_scales.data() + r * s.sub_scale_row_bytes();
       for (index_t k = 0; k < supers; ++k) {
-        const auto [b0, b1] = detail::blocks_of_super_block(k, supers, blocks, blocks_per_super);
+        const detail::block_range range = detail::blocks_of_super_block(k, supers, blocks, blocks_per_super);
+        const index_t b0 = range.first, b1 = range.last;
         float largest = 0;
         for (index_t b = b0; b < b1; ++b) {
           load_block(w, importance, r, b, values[b - b0], h[b - b0]);

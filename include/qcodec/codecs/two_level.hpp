@@ -150,7 +150,8 @@ class two_level {
       std::uint8_t* sub_scales = s.sub_scales.data() + r * s.sub_scale_row_bytes();
       std::uint8_t* zero_points = s.zero_points.data() + r * s.zero_point_row_bytes();
       for (index_t k = 0; k < supers; ++k) {
-        const auto [j0, j1] = detail::blocks_of_super_block(k, supers, subs, subs_per_super);
+        const detail::block_range range = detail::blocks_of_super_block(k, supers, subs, subs_per_super);
+        const index_t j0 = range.first, j1 = range.last;
         float largest = 0;
         for (index_t j = j0; j < j1; ++j) {
           // A short last sub-block is padded with zeros of weight 0: they add nothing to any
