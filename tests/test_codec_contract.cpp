@@ -13,13 +13,14 @@
 
 #include "synthetic_weights.hpp"
 #include "targets.hpp"
+#include "tested_codecs.hpp"
 
 using namespace qcodec;
 using examples::synthetic_weights;
 using examples::weight_family;
 
 TEMPLATE_LIST_TEST_CASE("codecs reject bad input by name, row and column, input untouched",
-                        "[contract][errors]", all_codecs) {
+                        "[contract][errors]", test::tested_codecs) {
   row_matrix w = synthetic_weights(6, 20, weight_family::gaussian, 1);
   const auto bad = GENERATE(std::numeric_limits<float>::quiet_NaN(),
                             std::numeric_limits<float>::infinity(),
@@ -36,7 +37,7 @@ TEMPLATE_LIST_TEST_CASE("codecs reject bad input by name, row and column, input 
 }
 
 TEMPLATE_LIST_TEST_CASE("codecs decode by row range exactly as whole, and validate their output",
-                        "[contract]", all_codecs) {
+                        "[contract]", test::tested_codecs) {
   const row_matrix w = synthetic_weights(9, 67, weight_family::heavy_tailed, 3);
   const auto encoded = TestType{}.encode(w);
   CHECK_NOTHROW(TestType::validate(encoded.storage(), "ok"));
@@ -50,7 +51,7 @@ TEMPLATE_LIST_TEST_CASE("codecs decode by row range exactly as whole, and valida
 }
 
 TEMPLATE_LIST_TEST_CASE("codecs keep zero rows exact and never flip a sign on edge rows",
-                        "[contract]", all_codecs) {
+                        "[contract]", test::tested_codecs) {
   row_matrix w(4, 70);
   for (index_t c = 0; c < w.cols(); ++c) {
     w(0, c) = 0.0f;                                       // zero row
@@ -67,7 +68,7 @@ TEMPLATE_LIST_TEST_CASE("codecs keep zero rows exact and never flip a sign on ed
 }
 
 TEMPLATE_LIST_TEST_CASE("an encoded_matrix built from corrupted storage throws", "[contract][errors]",
-                        all_codecs) {
+                        test::tested_codecs) {
   const auto encoded = TestType{}.encode(synthetic_weights(9, 67, weight_family::heavy_tailed, 3));
   CHECK_NOTHROW(encoded_matrix<TestType>(encoded.storage()));
   // The first array of every codec holds the codes (a nested storage: "base.codes"); one byte
@@ -127,7 +128,7 @@ concept has_reference_decode = requires(const typename Codec::storage& s, float*
 };
 
 TEMPLATE_LIST_TEST_CASE("every supported SIMD target decodes bit-exactly like the reference",
-                        "[contract][simd]", all_codecs) {
+                        "[contract][simd]", test::tested_codecs) {
   if constexpr (has_reference_decode<TestType>) {
     // Ragged widths (not multiples of 8, 16, 32 or 64), an output pointer off by one float,
     // and exact zeros beside both signs so every code class appears.
@@ -154,7 +155,7 @@ concept has_backend_dot = requires(const typename Codec::storage& s, const float
 };
 
 TEMPLATE_LIST_TEST_CASE("every supported SIMD target's decode-dot meets the K + 2 rounding bound",
-                        "[contract][simd]", all_codecs) {
+                        "[contract][simd]", test::tested_codecs) {
   if constexpr (has_backend_dot<TestType>) {
     // Ragged widths around the 64-column QINS8 step, activation rows one float off alignment.
     const auto cols = GENERATE(as<index_t>{}, 1, 15, 17, 63, 64, 65, 129, 257, 515);

@@ -11,6 +11,7 @@
 
 #include "synthetic_weights.hpp"
 #include "targets.hpp"
+#include "tested_codecs.hpp"
 
 using namespace qcodec;
 using examples::synthetic_weights;
@@ -56,7 +57,7 @@ void check_against_reference(const row_matrix& decoded, matrix_view x, matrix_vi
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("integer gemv matches the FP64 reference within the activation step",
-                        "[integer_gemv]", linear_codecs) {
+                        "[integer_gemv]", test::tested_linear_codecs) {
   const auto [rows, cols] = GENERATE(table<index_t, index_t>({{1, 1}, {7, 33}, {64, 300}, {33, 257}}));
   const index_t batch = GENERATE(1, 3);
   const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed);
@@ -102,7 +103,7 @@ void check_kernel(const row_matrix& decoded, matrix_view x, matrix_view y, index
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("every supported target's integer kernel matches the quantized FP64 reference",
-                        "[integer_gemv][simd]", linear_codecs) {
+                        "[integer_gemv][simd]", test::tested_linear_codecs) {
   // Ragged shapes: columns not multiples of 4/8/16/64, rows not multiples of a panel (8, 16).
   const auto [rows, cols] = GENERATE(table<index_t, index_t>(
       {{3, 1}, {5, 63}, {4, 64}, {9, 130}, {6, 300}, {3, 1000}, {2, 4100}, {17, 257}, {33, 70}}));

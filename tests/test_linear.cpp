@@ -9,6 +9,7 @@
 
 #include "linear_bounds.hpp"
 #include "synthetic_weights.hpp"
+#include "tested_codecs.hpp"
 
 using namespace qcodec;
 using examples::synthetic_weights;
@@ -31,7 +32,7 @@ std::size_t expected_bytes(index_t rows, index_t cols) {
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("linear round trip meets the step bound on any shape", "[linear]",
-                        linear_codecs) {
+                        test::tested_linear_codecs) {
   const auto [rows, cols] = GENERATE(table<index_t, index_t>(
       {{1, 1}, {1, 77}, {77, 1}, {32, 32}, {128, 128}, {33, 257}, {5, 300}}));
   const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed,
@@ -52,7 +53,7 @@ TEMPLATE_LIST_TEST_CASE("linear round trip meets the step bound on any shape", "
 }
 
 TEMPLATE_LIST_TEST_CASE("linear edge rows encode without NaN, Inf or sign flips", "[linear]",
-                        linear_codecs) {
+                        test::tested_linear_codecs) {
   row_matrix w(5, 70);
   for (index_t c = 0; c < w.cols(); ++c) {
     w(0, c) = 0.0f;                                        // zero row
@@ -70,7 +71,7 @@ TEMPLATE_LIST_TEST_CASE("linear edge rows encode without NaN, Inf or sign flips"
 }
 
 TEMPLATE_LIST_TEST_CASE("linear huge magnitudes: FP32 scales decode finitely, FP16 scales refuse",
-                        "[linear]", linear_codecs) {
+                        "[linear]", test::tested_linear_codecs) {
   row_matrix w(2, 40);
   for (index_t c = 0; c < w.cols(); ++c) {
     w(0, c) = (c % 2 ? -FLT_MAX : FLT_MAX) * (c == 0 ? 1.0f : 0.5f);
@@ -89,7 +90,7 @@ TEMPLATE_LIST_TEST_CASE("linear huge magnitudes: FP32 scales decode finitely, FP
 }
 
 TEMPLATE_LIST_TEST_CASE("mse clipping never does worse than absmax", "[linear][clip]",
-                        linear_codecs) {
+                        test::tested_linear_codecs) {
   const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed,
                                weight_family::outlier_columns);
   const row_matrix w = synthetic_weights(64, 320, family, 11);
@@ -102,7 +103,7 @@ TEMPLATE_LIST_TEST_CASE("mse clipping never does worse than absmax", "[linear][c
 }
 
 TEMPLATE_LIST_TEST_CASE("quantile clipping limits every block by one tensor-wide threshold",
-                        "[linear][clip]", linear_codecs) {
+                        "[linear][clip]", test::tested_linear_codecs) {
   const row_matrix w = synthetic_weights(64, 256, weight_family::heavy_tailed, 5);
   std::vector<float> magnitudes(w.data(), w.data() + w.size());
   for (float& m : magnitudes) m = std::abs(m);
@@ -186,7 +187,7 @@ TEST_CASE("codec traits name every variant", "[linear][traits]") {
 }
 
 TEMPLATE_LIST_TEST_CASE("linear validate accepts encodings and rejects inconsistent storage",
-                        "[linear][errors]", linear_codecs) {
+                        "[linear][errors]", test::tested_linear_codecs) {
   const auto encoded = TestType{}.encode(synthetic_weights(6, 45, weight_family::gaussian, 8));
   CHECK_NOTHROW(TestType::validate(encoded.storage(), "ok"));
   auto truncated = encoded.storage();

@@ -30,6 +30,7 @@
 #include "qcodec/io/mapped_copy.hpp"
 #include "qcodec/io/safetensors.hpp"
 #include "synthetic_weights.hpp"
+#include "tested_codecs.hpp"
 
 namespace fs = std::filesystem;
 using namespace qcodec;
@@ -137,7 +138,7 @@ TEST_CASE("plain F32, F16 and BF16 tensors round-trip") {
   CHECK(header_length % 8 == 0);
 }
 
-TEMPLATE_LIST_TEST_CASE("every codec round-trips through a file byte-identically", "[io]", all_codecs) {
+TEMPLATE_LIST_TEST_CASE("every codec round-trips through a file byte-identically", "[io]", test::tested_codecs) {
   temp_dir dir;
   const row_matrix w = examples::synthetic_weights(9, 301, examples::weight_family::outlier_columns, 11);
   const auto encoded = TestType{}.encode(w, "layer.weight");
