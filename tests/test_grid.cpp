@@ -21,6 +21,7 @@
 
 #include "importance_checks.hpp"
 #include "synthetic_weights.hpp"
+#include "targets.hpp"
 
 using namespace qcodec;
 using examples::synthetic_weights;
@@ -319,6 +320,27 @@ TEMPLATE_LIST_TEST_CASE("grid decode equals the bit-by-bit reference on ragged s
   CHECK(buffer[static_cast<std::size_t>(4 * cols + 1)] == -1.0f);
 }
 
+TEMPLATE_LIST_TEST_CASE("grid encodes to the same bytes on every SIMD target", "[grid][simd]", grid_codecs) {
+  // The encoder's sums are fixed per lane with explicit FMAs (grid_encoder-inl.hpp): no
+  // target may choose another scale, table, sub-scale or level, with or without importances.
+  const auto cols = GENERATE(as<index_t>{}, 17, 100, 515);
+  const row_matrix w = synthetic_weights(6, cols, weight_family::outlier_columns, 7 + cols);
+  std::vector<float> importance(static_cast<std::size_t>(cols));
+  for (index_t c = 0; c < cols; ++c) importance[static_cast<std::size_t>(c)] = 0.1f + static_cast<float>((c * 37) % 19);
+  std::string unweighted, weighted;
+  test::for_each_target([&](simd::target t) {
+    const std::string plain = bytes_of(TestType{}.encode(w).storage());
+    const std::string with_importance = bytes_of(TestType{}.encode(w, "w", importance).storage());
+    if (t == simd::target::scalar) {
+      unweighted = plain;
+      weighted = with_importance;
+    }
+    CAPTURE(codec_traits<TestType>::name, cols);
+    CHECK(plain == unweighted);
+    CHECK(with_importance == weighted);
+  });
+}
+
 TEMPLATE_TEST_CASE("grid fixed tables are the stated Lloyd-Max design", "[grid][design]", (grid<4, 32>),
                    (grid<3, 32>), (grid<5, 32>), (grid<6, 32>), (grid<4, 32, grid_levels::fixed, 6, 512, 2>),
                    (grid<3, 32, grid_levels::fixed, 6, 512, 2>)) {
@@ -328,13 +350,19 @@ TEMPLATE_TEST_CASE("grid fixed tables are the stated Lloyd-Max design", "[grid][
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (index_t i = 0; i < w.size(); ++i) w.data()[i] = normal(rng);
   const auto designed = codec::design_levels(w, codec::design_start(), codec::fixed_design_iterations);
-  // Compiled with other flags (FMA contraction, vector widths) the float sums round
-  // differently and 40 Lloyd-Max rounds carry that into the levels: measured 1.4e-4 between
-  // the x86-64 baseline and -march=native builds. 1e-3 still ties the table to its design:
-  // below 1/25 of the smallest distance between levels (>= 0.027, at 6 bits).
+  // The encoder's arithmetic is the same on every target and under any flags (explicit FMAs,
+  // fixed lane sums), so the design reproduces the compiled-in tables bit for bit. The
+  // samples are libstdc++'s normal_distribution, whose own arithmetic FMA contraction changes
+  // (-mfma, AArch64): there 40 Lloyd-Max rounds on other samples move the levels by up to
+  // 1.13e-3 (measured, 6 bits, -march=native), and 3e-3 still ties the table to its design:
+  // below 1/9 of the smallest distance between levels (>= 0.027, at 6 bits).
   for (std::size_t k = 0; k < designed.size(); ++k) {
     CAPTURE(k, designed[k], codec::fixed_tables[k]);
-    CHECK(std::abs(designed[k] - codec::fixed_tables[k]) <= 1e-3);
+#if defined(__FMA__) || defined(__aarch64__)
+    CHECK(std::abs(designed[k] - codec::fixed_tables[k]) <= 3e-3);
+#else
+    CHECK(designed[k] == codec::fixed_tables[k]);
+#endif
   }
   for (int t = 0; t < codec::table_count; ++t)
     CHECK_NOTHROW(codec::validate_levels(codec::fixed_tables.data() + t * codec::level_count, "fixed"));

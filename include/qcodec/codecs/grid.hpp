@@ -38,8 +38,11 @@
 ///    at 65504 in magnitude; the candidates are f * s+ and f * s- for f in scale_fractions
 ///    (rounded to nearest but for f = 1) and, for each, the least-squares scale sum(w q) /
 ///    sum(q^2) of its codes (q their levels); the block's scale is the candidate whose codes
-///    give the least squared error as decoded. With column importances h (encode's optional
-///    input) every squared error and least-squares sum here and below is weighted by h. The
+///    give the least squared error sum (x - q s)^2. Its arithmetic is fixed (each x - q s
+///    rounded once by FMA, the sums in 16 lanes reduced by halves: grid_encoder-inl.hpp), so
+///    every SIMD target and compiler flag encodes to the same bytes. With column importances
+///    h (encode's optional input) every squared error and least-squares sum here and below is
+///    weighted by h. The
 ///    covering candidates bound it: the block's RMS error is at most (largest level gap) *
 ///    min(|s+|, |s-|) / 2, up to rounding;
 ///  - two-level scales: each block's real scale is chosen by the same rule without rounding to
@@ -69,9 +72,11 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qcodec/config.hpp"
@@ -83,6 +88,7 @@
 #include "qcodec/codecs/two_level_scales.hpp"
 #include "qcodec/core/bit_stream.hpp"
 #include "qcodec/core/half.hpp"
+#include "qcodec/core/simd.hpp"
 
 namespace qcodec::inline QCODEC_ABI {
 
@@ -101,32 +107,31 @@ template <int Bits>
 inline constexpr std::array<float, (1 << Bits)> grid_fixed_levels{};
 template <>
 inline constexpr std::array<float, 16> grid_fixed_levels<4> = {
-    -0.815925717f, -0.634082973f, -0.492204726f, -0.374908805f, -0.272942781f, -0.17890349f,
-    -0.0886541158f, 0.0f, 0.0851045772f, 0.173642978f, 0.266233832f, 0.365377009f,
-    0.472677797f, 0.599294782f, 0.764054835f, 1.0f};
+    -0.815921783f, -0.634081364f, -0.492210656f, -0.374919623f, -0.27294609f, -0.17890577f,
+    -0.0886723474f, 0.0f, 0.0851095766f, 0.173675328f, 0.266281128f, 0.365513772f, 0.472783506f,
+    0.599332511f, 0.764054596f, 1.0f};
 template <>
 inline constexpr std::array<float, 8> grid_fixed_levels<3> = {
     -0.726659536f, -0.430151433f, -0.203820437f, 0.0f, 0.190011233f, 0.396977127f, 0.6515885f, 1.0f};
 template <>
 inline constexpr std::array<float, 32> grid_fixed_levels<5> = {
-    -0.872739196f, -0.766273558f, -0.67908442f, -0.603643119f, -0.540520728f, -0.486039877f,
-    -0.435891539f, -0.386408687f, -0.338343799f, -0.288631439f, -0.239670381f, -0.19116962f,
-    -0.142059654f, -0.093499884f, -0.0452562198f, 0.0f, 0.0504642911f, 0.0980477631f, 0.146068394f,
-    0.19376561f, 0.241473258f, 0.289594352f, 0.336825311f, 0.384171098f, 0.434114724f, 0.48341015f,
-    0.535495639f, 0.590761542f, 0.653385103f, 0.727119744f, 0.830897152f, 1.0f};
+    -0.872735918f, -0.76601851f, -0.678799987f, -0.603357255f, -0.540455699f, -0.486079603f,
+    -0.436144233f, -0.386640608f, -0.338649541f, -0.288790137f, -0.239749074f, -0.191169009f,
+    -0.141939849f, -0.0935070068f, -0.0453425944f, 0.0f, 0.0503511243f, 0.0979559496f, 0.145966113f,
+    0.193635568f, 0.241252959f, 0.288862765f, 0.33588624f, 0.383324504f, 0.433499902f, 0.48299697f,
+    0.535286009f, 0.590759993f, 0.653763473f, 0.727060139f, 0.830974102f, 1.0f};
 template <>
 inline constexpr std::array<float, 64> grid_fixed_levels<6> = {
-    -0.956032932f, -0.90850389f, -0.86608851f, -0.826716721f, -0.792979419f, -0.759872377f,
-    -0.727713645f, -0.69865948f, -0.669016123f, -0.639746964f, -0.611227095f, -0.582906544f,
-    -0.553525567f, -0.523702085f, -0.49356851f, -0.46196413f, -0.432855129f, -0.403503239f,
-    -0.374376088f, -0.345934749f, -0.316167951f, -0.288052261f, -0.259358168f, -0.2306052f,
-    -0.200581402f, -0.17071867f, -0.138707772f, -0.107575729f, -0.078539148f, -0.0503556281f,
-    -0.0237108115f, 0.0f, 0.0312238708f, 0.0624938719f, 0.0908370167f, 0.119369514f, 0.147548616f,
-    0.17380324f, 0.202231139f, 0.231496975f, 0.26053375f, 0.288309634f, 0.315494448f, 0.344239652f,
-    0.372899026f, 0.402414054f, 0.432763994f, 0.462390095f, 0.491071373f, 0.519313037f,
-    0.547908187f, 0.577102542f, 0.604200304f, 0.632192254f, 0.659096658f, 0.688405037f,
-    0.718455791f, 0.750357628f, 0.781290829f, 0.812520862f, 0.846091151f, 0.887767673f,
-    0.940636992f, 1.0f};
+    -0.955793858f, -0.909822762f, -0.86669749f, -0.827786863f, -0.794074655f, -0.760727763f,
+    -0.728619158f, -0.699518204f, -0.669618487f, -0.640104473f, -0.611545086f, -0.583080053f,
+    -0.553527713f, -0.523847103f, -0.494062394f, -0.462590933f, -0.433352441f, -0.403998524f,
+    -0.374869943f, -0.34633711f, -0.316384166f, -0.288296551f, -0.259451717f, -0.230695158f,
+    -0.200718582f, -0.170948893f, -0.139052734f, -0.107954465f, -0.0786952078f, -0.050468374f,
+    -0.0237863176f, 0.0f, 0.03117612f, 0.0626359656f, 0.0911505073f, 0.119554557f, 0.147691607f,
+    0.174057454f, 0.202523172f, 0.23176828f, 0.260718912f, 0.288534075f, 0.315834552f, 0.344711244f,
+    0.373617887f, 0.403066605f, 0.433320373f, 0.462798655f, 0.491079479f, 0.519391179f,
+    0.548158944f, 0.577543139f, 0.604433298f, 0.631826162f, 0.659046769f, 0.6887936f, 0.718020856f,
+    0.750017226f, 0.781414628f, 0.812837303f, 0.846906722f, 0.888551474f, 0.9403705f, 1.0f};
 
 /// The compiled-in pairs of level tables of the two-table variants (their design: grid.hpp's
 /// file comment), the two tables one after the other.
@@ -134,14 +139,14 @@ template <int Bits>
 inline constexpr std::array<float, 2 * (1 << Bits)> grid_fixed_pair{};
 template <>
 inline constexpr std::array<float, 32> grid_fixed_pair<4> = {
-    -0.83038342f, -0.64939034f, -0.506591737f, -0.388359487f, -0.284537643f, -0.188506529f,
-    -0.0922285169f, 0.0f, 0.0909345597f, 0.182891965f, 0.277099103f, 0.383301347f, 0.496409327f,
-    0.620998025f, 0.779392481f, 1.0f, -0.729308724f, -0.564516127f, -0.429863274f, -0.325447679f,
-    -0.229792535f, -0.144228101f, -0.070350334f, 0.0f, 0.0665742829f, 0.140560359f, 0.222381696f,
-    0.307435423f, 0.404259026f, 0.521827281f, 0.697531939f, 1.0f};
+    -0.830593765f, -0.649013817f, -0.506375194f, -0.388401031f, -0.284645796f, -0.188539028f,
+    -0.0922117457f, 0.0f, 0.0910592228f, 0.183005303f, 0.277249217f, 0.383332491f, 0.496550351f,
+    0.621357083f, 0.779520631f, 1.0f, -0.729209244f, -0.564795911f, -0.430208594f, -0.325835139f,
+    -0.229801849f, -0.143980667f, -0.0701355934f, 0.0f, 0.0667184144f, 0.140850469f, 0.222389922f,
+    0.307476342f, 0.404369324f, 0.521895468f, 0.697759867f, 1.0f};
 template <>
 inline constexpr std::array<float, 16> grid_fixed_pair<3> = {
-    -0.873155475f, -0.513066053f, -0.244836345f, 0.0f, 0.185302854f, 0.396815985f, 0.655822575f,
+    -0.873155475f, -0.513066053f, -0.244836345f, 0.0f, 0.185302839f, 0.396815985f, 0.655822575f,
     1.0f, -0.620136499f, -0.369256854f, -0.169579104f, 0.0f, 0.189052328f, 0.387097001f,
     0.630993247f, 1.0f};
 
@@ -335,27 +340,12 @@ class grid {
     const index_t rows = w.rows(), cols = w.cols();
     const index_t sampled_rows =
         rows * cols <= design_sample_limit ? rows : std::clamp<index_t>(design_sample_limit / cols, 1, rows);
-    const index_t blocks = (cols + BlockSize - 1) / BlockSize;
     table_set tables = start;
     for (int iteration = 0; iteration < iterations; ++iteration) {
       std::array<double, Tables * level_count> weighted_sum{}, scale_squares{};
-      for (index_t i = 0; i < sampled_rows; ++i) {
-        const index_t r = (2 * i + 1) * rows / (2 * sampled_rows);
-        for (index_t b = 0; b < blocks; ++b) {
-          block_values values, h;
-          const index_t n = load_block(w, importance, r, b, values, h);
-          const auto [t, fit] = best_table(values, h, tables);
-          if (fit.scale == 0) continue;
-          const level_table levels = table_at(tables, t);
-          std::uint8_t codes[BlockSize * Bits / 8 + 1] = {};
-          write_codes(values, n, fit.scale, levels, zero_code(levels.data()), codes, 0);
-          for (index_t c = 0; c < n; ++c) {
-            const auto k = static_cast<std::size_t>(t * level_count) + grid_math::unpack_code<Bits>(codes, c);
-            weighted_sum[k] += static_cast<double>(fit.scale) * values[c] * h[c];
-            scale_squares[k] += static_cast<double>(fit.scale) * fit.scale * h[c];
-          }
-        }
-      }
+      simd::dispatch([&](auto target) {
+        grid_design_sums<grid>(target, w, importance, tables, sampled_rows, weighted_sum.data(), scale_squares.data());
+      });
       table_set next_tables = tables;
       for (int t = 0; t < Tables; ++t) {
         const level_table levels = table_at(tables, t);
@@ -531,13 +521,6 @@ class grid {
 
  private:
   static constexpr index_t design_sample_limit = index_t{1} << 16;
-  /// Evaluation lanes: independent partial sums the compiler keeps in one vector register.
-  static constexpr index_t lanes = 8;
-  static_assert(BlockSize % lanes == 0);
-
-  /// One block's weights, padded with zeros to BlockSize (a zero codes to level 0 exactly
-  /// and adds nothing to any sum).
-  using block_values = float[BlockSize];
 
   /// `importance`: one weight per column, normalised (normalised_importance).
   static encoded_matrix<grid> encode_rows(matrix_view w, const std::vector<float>& importance, const table_set& tables,
@@ -548,72 +531,14 @@ class grid {
     s.codes.assign(static_cast<std::size_t>(s.rows * s.row_bytes()), 0);
     if constexpr (stores_levels) s.levels.assign(tables.begin(), tables.end());
     if constexpr (two_level_scales) {
-      encode_two_level_scales(w, importance, tables, name, s);
+      s.sub_scales.assign(static_cast<std::size_t>(s.rows * s.sub_scale_row_bytes()), 0);
+      s.super_scales.resize(static_cast<std::size_t>(s.rows * s.super_blocks_per_row()));
+      s.table_bits.assign(static_cast<std::size_t>(s.rows * s.table_row_bytes()), 0);
     } else {
-      const level_table& levels = tables;  // one table
-      const int zero = zero_code(levels.data());
       s.scales.resize(static_cast<std::size_t>(s.rows * s.blocks_per_row()));
-      for (index_t r = 0; r < s.rows; ++r) {
-        std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
-        for (index_t b = 0; b < s.blocks_per_row(); ++b) {
-          block_values values, h;
-          const index_t n = load_block(w, importance, r, b, values, h);
-          const half scale = half(choose_scale(values, h, levels).scale);  // an FP16 value already
-          s.scales[static_cast<std::size_t>(r * s.blocks_per_row() + b)] = scale;
-          write_codes(values, n, static_cast<float>(scale), levels, zero, codes, b * BlockSize);
-        }
-      }
     }
+    simd::dispatch([&](auto target) { grid_encode_rows<grid>(target, w, importance, tables, name, s); });
     return encoded_matrix<grid>(std::move(s));
-  }
-
-  /// Scales, tables and codes of the two-level rule (file comment), a super-block at a time.
-  static void encode_two_level_scales(matrix_view w, const std::vector<float>& importance, const table_set& tables,
-                                      std::string_view name, storage& s) {
-    const index_t blocks = s.blocks_per_row(), supers = s.super_blocks_per_row();
-    s.sub_scales.assign(static_cast<std::size_t>(s.rows * s.sub_scale_row_bytes()), 0);
-    s.super_scales.resize(static_cast<std::size_t>(s.rows * supers));
-    s.table_bits.assign(static_cast<std::size_t>(s.rows * s.table_row_bytes()), 0);
-    level_table table[Tables];
-    int zero[Tables];
-    for (int t = 0; t < Tables; ++t) {
-      table[t] = table_at(tables, t);
-      zero[t] = zero_code(table[t].data());
-    }
-    // The last super-block of a row holds fewer than 2 * blocks_per_super blocks.
-    block_values values[2 * blocks_per_super], h[2 * blocks_per_super];
-    float real[2 * blocks_per_super];
-    int chosen[2 * blocks_per_super];
-    for (index_t r = 0; r < s.rows; ++r) {
-      std::uint8_t* codes = s.codes.data() + r * s.row_bytes();
-      std::uint8_t* sub_scales = s.sub_scales.data() + r * s.sub_scale_row_bytes();
-      for (index_t k = 0; k < supers; ++k) {
-        const detail::block_range range = detail::blocks_of_super_block(k, supers, blocks, blocks_per_super);
-        const index_t b0 = range.first, b1 = range.last;
-        float largest = 0;
-        for (index_t b = b0; b < b1; ++b) {
-          load_block(w, importance, r, b, values[b - b0], h[b - b0]);
-          const auto [t, fit] = best_table(values[b - b0], h[b - b0], tables);
-          chosen[b - b0] = t;
-          real[b - b0] = fit.scale;
-          largest = std::max(largest, std::abs(fit.scale));
-        }
-        // |w| <= 65504 bounds every real scale by 65504 / |l_0|: d never overflows.
-        const float d = detail::super_scale_covering(largest, sub_scale_max, 1.0f, name, r);
-        s.super_scales[static_cast<std::size_t>(r * supers + k)] = half(d);
-        for (index_t b = b0; b < b1; ++b) {
-          const block_values& x = values[b - b0];
-          const int t = chosen[b - b0];
-          const int m = detail::nearer_sub_scale(real[b - b0], d, sub_scale_min, sub_scale_max, [&](int code) {
-            return evaluate(x, h[b - b0], d * static_cast<float>(code), table[t]).squared_error;
-          });
-          write_bits(sub_scales, b, ScaleBits, static_cast<unsigned>(m - sub_scale_min));
-          if constexpr (Tables > 1) write_bits(s.table_bits.data() + r * s.table_row_bytes(), b, 1, static_cast<unsigned>(t));
-          const index_t n = std::min(BlockSize, s.cols - b * BlockSize);
-          write_codes(x, n, d * static_cast<float>(m), table[t], zero[t], codes, b * BlockSize);
-        }
-      }
-    }
   }
 
   static bool levels_valid(const float* levels) {
@@ -632,18 +557,6 @@ class grid {
     }
   }
 
-  /// Loads block b of row r and its columns' importances (0 past the row's end); returns the
-  /// block's length.
-  static index_t load_block(matrix_view w, const std::vector<float>& importance, index_t r, index_t b,
-                            block_values& values, block_values& h) {
-    const index_t first = b * BlockSize, n = std::min(BlockSize, w.cols() - first);
-    for (index_t c = 0; c < BlockSize; ++c) {
-      values[c] = c < n ? w(r, first + c) : 0.0f;
-      h[c] = c < n ? importance[static_cast<std::size_t>(first + c)] : 0.0f;
-    }
-    return n;
-  }
-
   /// The importances divided by their largest (all 1 when empty or all zero), so that no
   /// weighted error sum overflows; dividing every weight by one factor changes no choice.
   static std::vector<float> normalised_importance(std::span<const float> importance, index_t cols) {
@@ -660,136 +573,6 @@ class grid {
     const float scale = s.block_scale(r, b);
     for (index_t c = 0; c < n; ++c)
       out[c] = grid_math::decode(grid_math::unpack_code<Bits>(row, b * BlockSize + c), levels, scale);
-  }
-
-  /// The levels in the order of their decoded values under `scale` (reversed for a negative
-  /// scale), the decoded values and the midpoints between neighbours.
-  struct sorted_grid {
-    float level[level_count];
-    float value[level_count];
-    float midpoint[level_count - 1];
-    sorted_grid(const level_table& levels, float scale) {
-      for (int j = 0; j < level_count; ++j) {
-        level[j] = levels[static_cast<std::size_t>(scale < 0 ? level_count - 1 - j : j)];
-        value[j] = level[j] * scale;
-      }
-      for (int j = 0; j + 1 < level_count; ++j) midpoint[j] = 0.5f * (value[j] + value[j + 1]);
-    }
-  };
-
-  struct block_fit {
-    double squared_error = 0, weighted_sum = 0, level_squares = 0;
-  };
-
-  /// Squared error of a block under `scale` with each weight coded by the midpoints (the
-  /// value-nearest code but for ties within rounding of a midpoint), and the sums of the
-  /// least-squares scale, every term weighted by its importance h (1 leaves it exact).
-  /// Branch-free per lane, so the compiler vectorises it.
-  static block_fit evaluate(const block_values& w, const block_values& h, float scale, const level_table& levels) {
-    const sorted_grid g(levels, scale);
-    float error[lanes] = {}, weighted[lanes] = {}, squares[lanes] = {};
-    for (index_t i = 0; i < BlockSize; i += lanes)
-      for (index_t k = 0; k < lanes; ++k) {
-        const float x = w[i + k];
-        float q = g.level[0];
-        for (int j = 0; j + 1 < level_count; ++j) q = x > g.midpoint[j] ? g.level[j + 1] : q;
-        const float e = x - q * scale, hk = h[i + k];
-        error[k] += (hk * e) * e;
-        weighted[k] += (hk * x) * q;
-        squares[k] += (hk * q) * q;
-      }
-    block_fit fit;
-    for (index_t k = 0; k < lanes; ++k) {
-      fit.squared_error += error[k];
-      fit.weighted_sum += weighted[k];
-      fit.level_squares += squares[k];
-    }
-    return fit;
-  }
-
-  struct scale_fit {
-    float scale = 0;
-    double squared_error = 0;
-  };
-
-  /// The table (the first of equals) and scale with the least squared error by the scale rule.
-  static std::pair<int, scale_fit> best_table(const block_values& w, const block_values& h, const table_set& tables) {
-    std::pair<int, scale_fit> best{0, choose_scale(w, h, table_at(tables, 0))};
-    for (int t = 1; t < Tables; ++t) {
-      const scale_fit fit = choose_scale(w, h, table_at(tables, t));
-      if (fit.squared_error < best.second.squared_error) best = {t, fit};
-    }
-    return best;
-  }
-
-  /// The scale rule of the file comment: candidates rounded to FP16 for one-level scales, as
-  /// real numbers (float) for two-level ones, whose quantization follows.
-  static scale_fit choose_scale(const block_values& w, const block_values& h, const level_table& levels) {
-    float positive = 0, negative = 0;  // m+ and m-
-    for (index_t c = 0; c < BlockSize; ++c) {
-      positive = std::max(positive, w[c]);
-      negative = std::max(negative, -w[c]);
-    }
-    if (positive == 0 && negative == 0) return {};
-    const auto representable = [](float scale) {
-      if constexpr (two_level_scales) return scale;
-      else return static_cast<float>(half(scale));
-    };
-    float best = 0.0f;
-    double best_error = std::numeric_limits<double>::infinity();
-    const auto consider = [&](float scale) {
-      if (!std::isfinite(scale)) return block_fit{};
-      const block_fit fit = evaluate(w, h, scale, levels);
-      if (fit.squared_error < best_error) {
-        best_error = fit.squared_error;
-        best = scale;
-      }
-      return fit;
-    };
-    const auto consider_refined = [&](float scale) {
-      const block_fit fit = consider(scale);
-      if (fit.level_squares > 0) consider(representable(static_cast<float>(fit.weighted_sum / fit.level_squares)));
-    };
-    const float shorter_end = -levels.front();  // |l_0| <= l_{L-1} = 1
-    for (const float cover : {std::max(positive, negative / shorter_end), -std::max(negative, positive / shorter_end)}) {
-      const float covering = two_level_scales ? cover : static_cast<float>(cover_scale(cover));
-      consider_refined(covering);
-      for (const float fraction : scale_fractions)
-        if (fraction != 1.0f) consider_refined(representable(covering * fraction));
-    }
-    return {best, best_error};
-  }
-
-  /// `scale` rounded to FP16 away from zero (FP16 bits are sign-magnitude), capped at the
-  /// largest finite FP16 in magnitude.
-  static half cover_scale(float scale) {
-    const float capped = std::clamp(scale, -max_magnitude, max_magnitude);
-    half rounded = half(capped);
-    if (std::abs(static_cast<float>(rounded)) < std::abs(capped))
-      rounded = Eigen::numext::bit_cast<half>(static_cast<std::uint16_t>(Eigen::numext::bit_cast<std::uint16_t>(rounded) + 1));
-    return rounded;
-  }
-
-  /// Packs the value-nearest codes of the block's first n weights under `scale`, starting at
-  /// column `first` of the row `codes` (whose bits there are zero). A zero scale codes 0.
-  static void write_codes(const block_values& w, index_t n, float scale, const level_table& levels,
-                          int zero, std::uint8_t* codes, index_t first) {
-    if (scale == 0) {
-      for (index_t c = 0; c < n; ++c) grid_math::pack_code_into_zeros<Bits>(codes, first + c, static_cast<unsigned>(zero));
-      return;
-    }
-    const sorted_grid g(levels, scale);
-    for (index_t c = 0; c < n; ++c) {
-      const float x = w[c];
-      int j = 0;
-      for (int m = 0; m + 1 < level_count; ++m) j += x > g.midpoint[m];
-      // The midpoints are rounded: settle on the nearest decoded value in double (exact).
-      const auto distance = [&](int k) { return std::abs(static_cast<double>(x) - g.value[k]); };
-      while (j > 0 && distance(j - 1) <= distance(j)) --j;
-      while (j + 1 < level_count && distance(j + 1) < distance(j)) ++j;
-      const int code = scale < 0 ? level_count - 1 - j : j;
-      grid_math::pack_code_into_zeros<Bits>(codes, first + c, static_cast<unsigned>(code));
-    }
   }
 };
 
@@ -827,3 +610,6 @@ static_assert(codec<grid<3, 64, grid_levels::per_tensor>>);
 static_assert(codec<grid<4, 16, grid_levels::fixed, 6>>);
 
 }  // namespace qcodec::inline QCODEC_ABI
+
+#define QCODEC_KERNELS "qcodec/codecs/grid_encoder-inl.hpp"
+#include "qcodec/core/simd/foreach_target.hpp"
