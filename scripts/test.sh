@@ -4,8 +4,9 @@
 # every SIMD target compiled, the tests run each one the CPU supports),
 # QCODEC_SANITIZE=1 for AddressSanitizer + UndefinedBehaviorSanitizer,
 # QCODEC_ARCH=aarch64 for the NEON target: a cross build (Debian's g++-aarch64-linux-gnu) whose
-# tests run under qemu-user, by default the kernel tests only (every codec and the integer
-# path against their references on every target: test_codec_contract, test_integer_gemv),
+# tests run under qemu-user, by default the kernel tests only (every codec family and the
+# integer path against their references on every target, the linear family as its covering
+# list of tests/tested_codecs.hpp: test_codec_contract, test_integer_gemv),
 # QCODEC_TEST_TARGETS="test_a test_b" to build and run only those test executables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,8 @@ if [[ $sanitize == 1 ]]; then
   # covers every code path (tests/tested_codecs.hpp); the default variant runs every codec.
   args=(-DCMAKE_BUILD_TYPE= -DQCODEC_SIMD="$simd" "-DCMAKE_CXX_FLAGS=$flags" -DQCODEC_TEST_CODECS=covering)
 fi
-[[ $arch == aarch64 ]] && args+=(-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake)
+# The NEON kernels' tests run over the covering codec list too (tests/tested_codecs.hpp).
+[[ $arch == aarch64 ]] && args+=(-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake -DQCODEC_TEST_CODECS=covering)
 # Variants other than the default skip what the default already proves (benchmarks build,
 # every header compiles on its own, the Python client check and the fuzz run, the CUDA backend:
 # nvcc does not take the sanitizer flags of CMAKE_CXX_FLAGS).

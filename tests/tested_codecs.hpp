@@ -1,11 +1,11 @@
 #pragma once
 // The codec lists the per-codec tests run over. By default every codec of the library
 // (all_codecs, linear_codecs). Built with QCODEC_TEST_COVERING_CODECS=1 (CMake
-// -DQCODEC_TEST_CODECS=covering, the sanitizer variant of scripts/test.sh), the 48 linear
-// variants shrink to 12 that still hold every bit width with every granularity, and each bit
-// width with each of the four scale-type x symmetry pairs: the variants share every line of
-// code but their template arguments, so the sanitizers see each code path at a quarter of the
-// compile time. Every other family is kept whole.
+// -DQCODEC_TEST_CODECS=covering: the sanitizer and AArch64 variants of scripts/test.sh),
+// the 48 linear variants shrink to 12 that still hold every bit width with every
+// granularity, and each bit width with each of the four scale-type x symmetry pairs: the
+// variants share every line of code but their template arguments, so those variants see each
+// code path at a quarter of the compile time. Every other family is kept whole.
 
 #include <tuple>
 #include <type_traits>

@@ -42,9 +42,8 @@
 ///    rounded once by FMA, the sums in 16 lanes reduced by halves: grid_encoder-inl.hpp), so
 ///    every SIMD target and compiler flag encodes to the same bytes. With column importances
 ///    h (encode's optional input) every squared error and least-squares sum here and below is
-///    weighted by h. The
-///    covering candidates bound it: the block's RMS error is at most (largest level gap) *
-///    min(|s+|, |s-|) / 2, up to rounding;
+///    weighted by h. The covering candidates bound it: the block's RMS error is at most
+///    (largest level gap) * min(|s+|, |s-|) / 2, up to rounding;
 ///  - two-level scales: each block's real scale is chosen by the same rule without rounding to
 ///    FP16, the super-block scale maps the largest of their magnitudes to 2^(ScaleBits-1) - 1
 ///    (rounded up to FP16), and each block keeps the floor or ceiling of its real scale / d,
