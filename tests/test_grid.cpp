@@ -20,8 +20,8 @@
 #include <qcodec/qcodec.hpp>
 
 #include "importance_checks.hpp"
+#include "same_bytes_on_every_target.hpp"
 #include "synthetic_weights.hpp"
-#include "targets.hpp"
 
 using namespace qcodec;
 using examples::synthetic_weights;
@@ -62,14 +62,6 @@ double fp16_at_or_above(double x) {
   while (static_cast<double>(static_cast<float>(h)) < x)
     h = Eigen::numext::bit_cast<half>(static_cast<std::uint16_t>(Eigen::numext::bit_cast<std::uint16_t>(h) + 1));
   return static_cast<float>(h);
-}
-
-std::string bytes_of(const auto& storage) {
-  std::string out;
-  storage.visit_arrays([&](std::string_view, const auto& values) {
-    out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(values[0]));
-  });
-  return out;
 }
 
 }  // namespace
@@ -321,24 +313,7 @@ TEMPLATE_LIST_TEST_CASE("grid decode equals the bit-by-bit reference on ragged s
 }
 
 TEMPLATE_LIST_TEST_CASE("grid encodes to the same bytes on every SIMD target", "[grid][simd]", grid_codecs) {
-  // The encoder's sums are fixed per lane with explicit FMAs (grid_encoder-inl.hpp): no
-  // target may choose another scale, table, sub-scale or level, with or without importances.
-  const auto cols = GENERATE(as<index_t>{}, 17, 100, 515);
-  const row_matrix w = synthetic_weights(6, cols, weight_family::outlier_columns, 7 + cols);
-  std::vector<float> importance(static_cast<std::size_t>(cols));
-  for (index_t c = 0; c < cols; ++c) importance[static_cast<std::size_t>(c)] = 0.1f + static_cast<float>((c * 37) % 19);
-  std::string unweighted, weighted;
-  test::for_each_target([&](simd::target t) {
-    const std::string plain = bytes_of(TestType{}.encode(w).storage());
-    const std::string with_importance = bytes_of(TestType{}.encode(w, "w", importance).storage());
-    if (t == simd::target::scalar) {
-      unweighted = plain;
-      weighted = with_importance;
-    }
-    CAPTURE(codec_traits<TestType>::name, cols);
-    CHECK(plain == unweighted);
-    CHECK(with_importance == weighted);
-  });
+  test::check_same_bytes_on_every_target<TestType>(GENERATE(as<index_t>{}, 17, 100, 515));
 }
 
 TEMPLATE_TEST_CASE("grid fixed tables are the stated Lloyd-Max design", "[grid][design]", (grid<4, 32>),
@@ -393,7 +368,7 @@ TEMPLATE_TEST_CASE("grid round-trips through a safetensors file", "[grid][io]", 
   writer.write(dir / "grid.safetensors");
   const auto file = io::safetensors_file::open(dir / "grid.safetensors");
   const auto loaded = io::read_encoded<TestType>(file, "layer.weight");
-  CHECK(bytes_of(loaded.storage()) == bytes_of(encoded.storage()));
+  CHECK(test::bytes_of(loaded.storage()) == test::bytes_of(encoded.storage()));
   CHECK(io::decode_tensor(file, "layer.weight") == encoded.decode());
   CHECK(io::encoded_tensor(file, "layer.weight").byte_size == encoded.byte_size());
   // A corrupted scale in the file is refused at read time.

@@ -11,6 +11,7 @@
 #include <qcodec/qcodec.hpp>
 
 #include "importance_checks.hpp"
+#include "same_bytes_on_every_target.hpp"
 #include "synthetic_weights.hpp"
 
 using namespace qcodec;
@@ -211,6 +212,11 @@ TEMPLATE_LIST_TEST_CASE("two-level validate rejects hostile storage by array", "
   auto misshapen = good;
   misshapen.cols = 78;  // 8 more columns: Bits more code bytes per row
   CHECK_THROWS_AS(TestType::validate(misshapen, "w"), qcodec::error);
+}
+
+TEMPLATE_LIST_TEST_CASE("two-level encodes to the same bytes on every SIMD target", "[two_level][simd]",
+                        two_level_codecs) {
+  test::check_same_bytes_on_every_target<TestType>(GENERATE(as<index_t>{}, 17, 100, 515));
 }
 
 TEMPLATE_LIST_TEST_CASE("two-level fast decode equals the reference bit for bit on ragged shapes",

@@ -33,8 +33,7 @@ struct grid_encoder {
     }
   };
 
-  /// a * b + c rounded once. The builtins, not std::fma: defined outside this target's region,
-  /// std::fma is not inlined here and would call libm.
+  /// a * b + c rounded once: one FMA instruction where the target has it, libm's fma else.
   static float fused(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
   static double fused(double a, double b, double c) { return __builtin_fma(a, b, c); }
 

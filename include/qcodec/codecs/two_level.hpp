@@ -29,10 +29,14 @@
 /// rounding; the super-block scale maps the largest of these steps to the top sub-scale code
 /// (rounded up to FP16), and each sub-block then keeps whichever of the two sub-scale codes
 /// around its step gives the smaller squared error, its levels rounded under that exact step.
+/// Its arithmetic is fixed (each x - step * level rounded once by FMA, the sums in 8 lanes
+/// reduced by halves: two_level_encoder-inl.hpp), so every SIMD target and compiler flag
+/// encodes to the same bytes.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <span>
 #include <string_view>
@@ -48,6 +52,7 @@
 #include "qcodec/codecs/two_level_scales.hpp"
 #include "qcodec/core/bit_stream.hpp"
 #include "qcodec/core/half.hpp"
+#include "qcodec/core/simd.hpp"
 
 namespace qcodec::inline QCODEC_ABI {
 
@@ -135,57 +140,12 @@ class two_level {
     storage s;
     s.rows = w.rows();
     s.cols = w.cols();
-    const index_t subs = s.sub_blocks_per_row(), supers = s.super_blocks_per_row();
     s.codes.assign(static_cast<std::size_t>(s.rows * s.code_row_bytes()), 0);
     s.sub_scales.assign(static_cast<std::size_t>(s.rows * s.sub_scale_row_bytes()), 0);
     s.zero_points.assign(static_cast<std::size_t>(s.rows * s.zero_point_row_bytes()), 0);
-    s.super_scales.resize(static_cast<std::size_t>(s.rows * supers));
+    s.super_scales.resize(static_cast<std::size_t>(s.rows * s.super_blocks_per_row()));
 
-    // The last super-block of a row holds fewer than 2 * subs_per_super sub-blocks.
-    block x[2 * subs_per_super], h[2 * subs_per_super];
-    float steps[2 * subs_per_super];
-    for (index_t r = 0; r < s.rows; ++r) {
-      const float* row = w.row(r).data();
-      std::uint8_t* codes = s.codes.data() + r * s.code_row_bytes();
-      std::uint8_t* sub_scales = s.sub_scales.data() + r * s.sub_scale_row_bytes();
-      std::uint8_t* zero_points = s.zero_points.data() + r * s.zero_point_row_bytes();
-      for (index_t k = 0; k < supers; ++k) {
-        const detail::block_range range = detail::blocks_of_super_block(k, supers, subs, subs_per_super);
-        const index_t j0 = range.first, j1 = range.last;
-        float largest = 0;
-        for (index_t j = j0; j < j1; ++j) {
-          // A short last sub-block is padded with zeros of weight 0: they add nothing to any
-          // error or least-squares sum, and 0 is a level of every step.
-          const index_t c0 = j * SubBlock, n = std::min(SubBlock, s.cols - c0);
-          block& xj = x[j - j0];
-          block& hj = h[j - j0];
-          for (index_t i = 0; i < SubBlock; ++i) {
-            xj[i] = i < n ? row[c0 + i] : 0.0f;
-            hj[i] = i >= n ? 0.0f : column_importance.empty() ? 1.0f : column_importance[static_cast<std::size_t>(c0 + i)];
-          }
-          steps[j - j0] = best_real_step(xj, hj);
-          largest = std::max(largest, std::abs(steps[j - j0]));
-        }
-        const float d = detail::super_scale_covering(largest, sub_scale_max, static_cast<float>(level_offset), name, r);
-        s.super_scales[static_cast<std::size_t>(r * supers + k)] = static_cast<half>(d);
-        for (index_t j = j0; j < j1; ++j) {
-          const block& xj = x[j - j0];
-          const block& hj = h[j - j0];
-          const int m = detail::nearer_sub_scale(steps[j - j0], d, sub_scale_min, sub_scale_max, [&](int code) {
-            const float step = two_level_math::sub_block_step(d, code);
-            return evaluate(xj, hj, step, zero_point_for(xj, step)).error;
-          });
-          const float step = two_level_math::sub_block_step(d, m);
-          const int z = zero_point_for(xj, step);
-          write_bits(sub_scales, j, ScaleBits, static_cast<unsigned>(m - sub_scale_min));
-          if constexpr (!symmetric) write_bits(zero_points, j, Bits, static_cast<unsigned>(z));
-          const index_t c0 = j * SubBlock, n = std::min(SubBlock, s.cols - c0);
-          const float inverse = step != 0 ? 1.0f / step : 0.0f;
-          for (index_t i = 0; i < n; ++i)
-            write_bits(codes, c0 + i, Bits, static_cast<unsigned>(level_of(xj[i], inverse, z) + z));
-        }
-      }
-    }
+    simd::dispatch([&](auto target) { two_level_encode_rows<two_level>(target, w, column_importance, name, s); });
     return encoded_matrix<two_level>(std::move(s));
   }
 
@@ -276,107 +236,6 @@ class two_level {
   }
 
  private:
-  using block = float[SubBlock];
-
-  /// Level of w under a step whose inverse is `inverse` (0 for a zero step): rint, clamped to
-  /// the levels of zero point z (symmetric: z = level_offset).
-  static int level_of(float w, float inverse, int z) {
-    const float q = std::rint(w * inverse);
-    const float low = static_cast<float>(-z), high = static_cast<float>(code_max - z);
-    return static_cast<int>(q < low ? low : (q > high ? high : q));
-  }
-
-  /// Zero point of a sub-block under `step` (symmetric: level_offset): the level window
-  /// [-z, code_max - z] centred on the block's range [min(x, 0), max(x, 0)].
-  static int zero_point_for(const block& x, float step) {
-    if constexpr (symmetric) {
-      return level_offset;
-    } else {
-      if (!(step > 0)) return 0;
-      float lo = 0, hi = 0;
-      for (index_t i = 0; i < SubBlock; ++i) {
-        lo = std::min(lo, x[i]);
-        hi = std::max(hi, x[i]);
-      }
-      const float centred = std::rint((static_cast<float>(code_max) - (hi + lo) / step) * 0.5f);
-      return static_cast<int>(std::clamp(centred, 0.0f, static_cast<float>(code_max)));
-    }
-  }
-
-  /// Squared error sum h (x - step * level)^2 and the least-squares sums of a step.
-  struct fit {
-    float error = 0, xq = 0, qq = 0;
-  };
-  static fit evaluate(const block& x, const block& h, float step, int z) {
-    const float inverse = step != 0 ? 1.0f / step : 0.0f;
-    const float low = static_cast<float>(-z), high = static_cast<float>(code_max - z);
-    fit f;
-    for (index_t i = 0; i < SubBlock; ++i) {
-      float q = std::rint(x[i] * inverse);
-      q = q < low ? low : (q > high ? high : q);
-      const float e = x[i] - step * q;
-      f.error += h[i] * e * e;
-      f.xq += h[i] * x[i] * q;
-      f.qq += h[i] * q * q;
-    }
-    return f;
-  }
-
-  /// The least-squares step of the header's rule, before the sub-scale is quantized (signed
-  /// for symmetric codes). The search runs on the block divided by its largest magnitude and
-  /// the importances divided by their largest, so no error sum overflows (|w| near FLT_MAX)
-  /// or underflows (denormal w); the step found is scaled back.
-  static float best_real_step(const block& w, const block& importance) {
-    float magnitude = 0, heaviest = 0;
-    for (index_t i = 0; i < SubBlock; ++i) {
-      magnitude = std::max(magnitude, std::abs(w[i]));
-      heaviest = std::max(heaviest, importance[i]);
-    }
-    if (magnitude == 0) return 0;
-    block x, h;
-    for (index_t i = 0; i < SubBlock; ++i) {
-      x[i] = w[i] / magnitude;
-      h[i] = heaviest > 0 ? importance[i] / heaviest : 1.0f;
-    }
-    return best_normalised_step(x, h) * magnitude;
-  }
-
-  static float best_normalised_step(const block& x, const block& h) {
-    float largest = 0, extreme = 0, lo = 0, hi = 0;
-    for (index_t i = 0; i < SubBlock; ++i) {
-      if (std::abs(x[i]) > largest) {
-        largest = std::abs(x[i]);
-        extreme = x[i];
-      }
-      lo = std::min(lo, x[i]);
-      hi = std::max(hi, x[i]);
-    }
-    float best_step = 0, best_error = std::numeric_limits<float>::infinity();
-    const auto consider = [&](float step) {
-      const int z = zero_point_for(x, step);
-      const fit f = evaluate(x, h, step, z);
-      float refit = step;
-      if (f.qq > 0 && f.xq != 0) refit = f.xq / f.qq;
-      const fit g = refit == step ? f : evaluate(x, h, refit, zero_point_for(x, refit));
-      const bool refit_wins = g.error <= f.error;
-      const float error = refit_wins ? g.error : f.error;
-      if (error < best_error) {
-        best_error = error;
-        best_step = refit_wins ? refit : step;
-      }
-    };
-    for (float delta : step_candidates) {
-      if constexpr (symmetric) {
-        // Longer side (-2^(Bits-1)) on the extreme's sign, then the shorter side.
-        consider(-extreme / (static_cast<float>(level_offset) + delta));
-        consider(extreme / (static_cast<float>(level_offset - 1) + delta));
-      } else {
-        consider((hi - lo) / (static_cast<float>(code_max) + delta));
-      }
-    }
-    return best_step;
-  }
-
   /// Decodes n (<= SubBlock) codes from column c0 (a multiple of 8, so a byte boundary) of a
   /// code row: whole words of 8 codes (Bits bytes) by shifts, then any ragged tail per code.
   static void decode_sub_block(const std::uint8_t* codes, index_t c0, index_t n, float step,
@@ -428,3 +287,6 @@ static_assert(codec<two_level<4, 16>>);
 static_assert(codec<two_level<3, 32, symmetry::asymmetric>>);
 
 }  // namespace qcodec::inline QCODEC_ABI
+
+#define QCODEC_KERNELS "qcodec/codecs/two_level_encoder-inl.hpp"
+#include "qcodec/core/simd/foreach_target.hpp"
