@@ -2,6 +2,7 @@
 // reachable, edge rows, importance weights, hostile storage, fast decode against the reference.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -236,6 +237,50 @@ TEMPLATE_LIST_TEST_CASE("two-level fast decode equals the reference bit for bit 
     CHECK(std::memcmp(fast.data() + 1, reference.data(), reference.size() * sizeof(float)) == 0);
     CHECK(fast.front() == -7.0f);
     CHECK(fast.back() == -7.0f);
+  }
+}
+
+TEST_CASE("two-level super-block scale: the least-squares candidate at or below the covering one", "[two_level]") {
+  constexpr int m_min = -32, m_max = 31;
+  const float delta = 1.0f / 64;  // exact in FP16
+  const auto covering = [&](const std::vector<float>& scales) {
+    float largest = 0;
+    for (const float v : scales) largest = std::max(largest, std::abs(v));
+    return detail::super_scale_covering(largest, m_max, 1.0f, "w", 0);
+  };
+  const auto miss = [&](const std::vector<float>& scales, float d) {
+    double sum = 0;
+    for (const float v : scales) {
+      const double m = std::clamp(std::nearbyint(v / d), static_cast<float>(m_min), static_cast<float>(m_max));
+      sum += (v - d * m) * (v - d * m);
+    }
+    return sum;
+  };
+  const auto chosen = [&](const std::vector<float>& scales) {
+    return detail::super_scale_by_least_squares(scales.data(), static_cast<index_t>(scales.size()), covering(scales),
+                                                m_min, m_max);
+  };
+  SECTION("scales on the covering grid keep it") {
+    const std::vector<float> scales{31 * delta, 7 * delta, -12 * delta, 0, 20 * delta};
+    CHECK(covering(scales) == delta);
+    CHECK(chosen(scales) == delta);
+  }
+  SECTION("one scale off the grid of the others: a smaller d clips it and wins") {
+    const std::vector<float> scales{31.6f * delta, 10 * delta, 20 * delta, -5 * delta, 15 * delta, 29 * delta};
+    const float d0 = covering(scales), d = chosen(scales);
+    // The candidates d0 (1 - k / 100), k = 0..10, in FP16; the first of the least miss.
+    float expected = d0;
+    for (int k = 1; k <= 10; ++k) {
+      const float candidate = static_cast<float>(static_cast<half>(d0 * (1.0f - 0.01f * static_cast<float>(k))));
+      if (miss(scales, candidate) < miss(scales, expected)) expected = candidate;
+    }
+    CHECK(d == expected);
+    CHECK(d < d0);
+    CHECK(miss(scales, d) < miss(scales, d0));
+  }
+  SECTION("an all-zero super-block keeps d = 0") {
+    const std::vector<float> scales(4, 0.0f);
+    CHECK(chosen(scales) == 0.0f);
   }
 }
 

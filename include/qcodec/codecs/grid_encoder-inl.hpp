@@ -428,7 +428,9 @@ struct grid_encoder {
           largest = std::max(largest, std::abs(fit.scale));
         }
         // |w| <= 65504 bounds every real scale by 65504 / |l_0|: d never overflows.
-        const float d = detail::super_scale_covering(largest, Codec::sub_scale_max, 1.0f, name, r);
+        const float d = detail::super_scale_by_least_squares(
+            real, b1 - b0, detail::super_scale_covering(largest, Codec::sub_scale_max, 1.0f, name, r),
+            Codec::sub_scale_min, Codec::sub_scale_max);
         s.super_scales[static_cast<std::size_t>(r * supers + k)] = half(d);
         for (index_t b = b0; b < b1; ++b) {
           const block_values& x = values[b - b0];

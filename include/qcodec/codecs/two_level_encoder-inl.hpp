@@ -47,7 +47,10 @@ struct two_level_encoder {
           steps[j - j0] = best_real_step(xj, hj);
           largest = std::max(largest, std::abs(steps[j - j0]));
         }
-        const float d = detail::super_scale_covering(largest, Codec::sub_scale_max, static_cast<float>(Codec::level_offset), name, r);
+        const float d = detail::super_scale_by_least_squares(
+            steps, j1 - j0,
+            detail::super_scale_covering(largest, Codec::sub_scale_max, static_cast<float>(Codec::level_offset), name, r),
+            Codec::sub_scale_min, Codec::sub_scale_max);
         s.super_scales[static_cast<std::size_t>(r * supers + k)] = static_cast<half>(d);
         for (index_t j = j0; j < j1; ++j) {
           const block& xj = x[j - j0];

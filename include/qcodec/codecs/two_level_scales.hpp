@@ -8,6 +8,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string_view>
 
 #include "qcodec/config.hpp"
@@ -51,6 +52,35 @@ inline float super_scale_covering(float largest, int sub_scale_max, float larges
     fail("tensor '", name, "': row ", row, ": super-block scale ", ideal,
          " overflows FP16 (weights beyond about ", 65504.0f * static_cast<float>(sub_scale_max) * largest_level, ")");
   return static_cast<float>(d);
+}
+
+/// Candidate super-block scales: d0 (super_scale_covering's) times 1 - k / 100, k = 0..10.
+inline constexpr int super_scale_candidates = 11;
+
+/// The super-block scale among the candidates (each rounded to FP16) whose sub-scales
+/// clamp(round(scale / d), m_min, m_max) leave the least sum over the blocks of
+/// (scale - d m)^2, the first of equals. A d below d0 clips the largest block scales to
+/// d * m_max when that buys the other blocks finer sub-scales (+0.07 dB median on the
+/// all-MiniLM-L6-v2 weights with 5-bit sub-scales, +0.02 dB with 6-bit ones). 0 stays 0.
+inline float super_scale_by_least_squares(const float* scales, index_t blocks, float d0, int m_min, int m_max) {
+  if (!(d0 > 0)) return d0;
+  float best = d0;
+  double best_error = std::numeric_limits<double>::infinity();
+  for (int k = 0; k < super_scale_candidates; ++k) {
+    const float d = static_cast<float>(static_cast<half>(d0 * (1.0f - 0.01f * static_cast<float>(k))));
+    if (!(d > 0)) break;
+    double error = 0;
+    for (index_t b = 0; b < blocks; ++b) {
+      const float m = std::clamp(std::nearbyint(scales[b] / d), static_cast<float>(m_min), static_cast<float>(m_max));
+      const double miss = static_cast<double>(scales[b]) - static_cast<double>(d) * m;
+      error += miss * miss;
+    }
+    if (error < best_error) {
+      best_error = error;
+      best = d;
+    }
+  }
+  return best;
 }
 
 /// The sub-scale of a block whose real scale is `scale` under super-block scale d: floor or
