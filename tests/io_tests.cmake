@@ -9,7 +9,7 @@ target_link_libraries(test_grid PRIVATE nlohmann_json::nlohmann_json)
 
 # The Python client check: the reference `safetensors` package (PyPI) lists a file we wrote
 # and a numpy decoder written from docs/safetensors_layout.md matches ours bit for bit. The
-# virtual environment is created once per build directory; no PyPI access fails the test.
+# virtual environment is created once per build directory; without PyPI the test is skipped.
 option(QCODEC_CLIENT_CHECKS "Run the Python client check and the fuzz targets" ON)
 add_executable(write_client_fixture python/write_client_fixture.cpp)
 target_link_libraries(write_client_fixture PRIVATE qcodec::qcodec qcodec_build_settings
@@ -21,7 +21,7 @@ if(QCODEC_CLIENT_CHECKS)
       ${CMAKE_BINARY_DIR}/python-venv $<TARGET_FILE:write_client_fixture>
       ${CMAKE_CURRENT_BINARY_DIR}/client_check)
   set_tests_properties(python.safetensors_client PROPERTIES TIMEOUT 600
-    PASS_REGULAR_EXPRESSION "client check passed")
+    PASS_REGULAR_EXPRESSION "client check passed" SKIP_RETURN_CODE 77)
 endif()
 
 # The CLI tools on a synthetic model written at test time.
