@@ -1,5 +1,6 @@
-// Writes the fuzz target's seed corpus into <dir>: small valid files with plain F32/F16/BF16
-// tensors and encoded tensors of a few codecs (linear, QINS, outlier split).
+// Writes the fuzz targets' seed corpus into <dir>: small valid files with plain F32/F16/BF16
+// tensors and encoded tensors of each family (INT8, INT4 per group, QINS, outlier split,
+// two-level, grid with one and two levels of scales, rotated).
 
 #include <filesystem>
 #include <string>
@@ -34,6 +35,21 @@ int main(int argc, char** argv) {
     seed([&](io::safetensors_writer& s) { io::add_encoded(s, "w", qins<8>{}.encode(w, "w")); });
     seed([&](io::safetensors_writer& s) {
       io::add_encoded(s, "w", outlier_split<linear<4, per_group<128>>>{}.encode(w, "w"));
+    });
+    seed([&](io::safetensors_writer& s) { io::add_encoded(s, "w", linear<4, per_group<128>>{}.encode(w, "w")); });
+    seed([&](io::safetensors_writer& s) { io::add_encoded(s, "w", two_level<4, 16>{}.encode(w, "w")); });
+    seed([&](io::safetensors_writer& s) { io::add_encoded(s, "w", grid<4, 32>{}.encode(w, "w")); });
+    seed([&](io::safetensors_writer& s) {
+      io::add_encoded(s, "w", grid<4, 16, grid_levels::fixed, 6>{}.encode(w, "w"));
+    });
+    seed([&](io::safetensors_writer& s) {
+      io::add_encoded(s, "w", rotated<linear<4, per_group<32>, half>>{}.encode(w, "w"));
+    });
+    // Two encoded tensors beside a plain one: the round trip keeps them apart.
+    seed([&](io::safetensors_writer& s) {
+      io::add_encoded(s, "q", qins<4>{}.encode(w.topRows(2), "q"));
+      io::add_encoded(s, "k", two_level<3, 32, symmetry::asymmetric>{}.encode(w.bottomRows(2), "k"));
+      s.add_matrix("norm", w.topRows(1), io::dtype::f16);
     });
   });
 }
