@@ -227,6 +227,9 @@ int main(int argc, char** argv) {
   register_codec<linear<4, per_group<128>>>("int4-g128", true);
   register_codec<qins<8>>("qins8");
   register_codec<outlier_split<linear<4, per_group<128>>>>("outliers+int4-g128");
+  // The split on its base's integer path (issue 17: within 10% of the base's).
+  register_codec<outlier_split<linear<4, per_group<128>>>>("outliers+int4-g128", true);
+  register_codec<outlier_split<linear<8>>>("outliers+int8", true);
   // The ladder's codecs (FP32 paths) and the rotation beside its base (the op's activation
   // transform is the only difference).
   register_codec<two_level<4, 16>>("int4-2level-g16");

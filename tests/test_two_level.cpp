@@ -278,6 +278,29 @@ TEST_CASE("two-level super-block scale: the least-squares candidate at or below 
     CHECK(d < d0);
     CHECK(miss(scales, d) < miss(scales, d0));
   }
+  SECTION("the proposal replaces d0 only where the blocks' own errors say so") {
+    const std::vector<float> scales{31.6f * delta, 10 * delta, 20 * delta, -5 * delta, 15 * delta, 29 * delta};
+    const float d0 = covering(scales), d1 = chosen(scales);
+    REQUIRE(d1 < d0);
+    std::vector<int> m(scales.size());
+    // Errors as the proposal counts them: d1 wins.
+    const auto miss_error = [&](index_t b, float d, int code) {
+      const double e = scales[static_cast<std::size_t>(b)] - d * static_cast<float>(code);
+      return e * e;
+    };
+    CHECK(detail::choose_super_scale(scales.data(), 6, d0, m_min, m_max, m.data(), miss_error) == d1);
+    CHECK(m[0] == m_max);  // the largest block clipped
+    // Clipping the largest block costs more than every miss (as for 8-bit codes): d0 stays,
+    // with its own sub-scales.
+    const auto clipping_error = [&](index_t b, float d, int code) {
+      return miss_error(b, d, code) + (b == 0 && d * static_cast<float>(code) < scales[0] ? 1.0 : 0.0);
+    };
+    CHECK(detail::choose_super_scale(scales.data(), 6, d0, m_min, m_max, m.data(), clipping_error) == d0);
+    for (std::size_t b = 0; b < scales.size(); ++b)
+      CHECK(m[b] == detail::nearer_sub_scale(scales[b], d0, m_min, m_max, [&](int code) {
+                      return clipping_error(static_cast<index_t>(b), d0, code);
+                    }).code);
+  }
   SECTION("an all-zero super-block keeps d = 0") {
     const std::vector<float> scales(4, 0.0f);
     CHECK(chosen(scales) == 0.0f);

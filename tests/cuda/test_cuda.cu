@@ -253,7 +253,7 @@ using forward_codecs = decltype(std::tuple_cat(
     std::tuple<linear<8>, linear<8, per_tensor>, linear<8, per_group<128>, qcodec::half, symmetry::asymmetric>,
                linear<4, per_group<128>>, linear<4, per_group<32>, float, symmetry::asymmetric>,
                linear<4, per_row, qcodec::half>, qins<8>, qins<4>>{},
-    outlier_codecs{}));
+    device_outlier_codecs{}));
 
 TEMPLATE_LIST_TEST_CASE("cuda dual_stream_linear matches an FP64 reference", "[cuda][device]", forward_codecs) {
   if (!have_device()) return;

@@ -46,7 +46,9 @@ using qins_codecs = std::tuple<qins<8>, qins<4>>;
 /// 4 bits x 64 per tensor, fixed or per-tensor levels. Two-level scales (6-bit sub-scales per
 /// block of 16 under an FP16 scale per 256 columns, the ladder's rungs): 3, 4 and 5 bits, 4 and
 /// 5 bits with per-tensor levels, 6 bits with 8-bit sub-scales per tensor; two tables per
-/// block: 4 bits x 16 (4.5 bpw) and 4 bits x 32 under super-blocks of 512 (the 4.25-bpw rung).
+/// block: 4 bits x 16 (4.5 bpw), 4 bits x 32 under super-blocks of 512 (the 4.25-bpw rung on
+/// rows of 512 columns or more) and, with 5-bit sub-scales, under super-blocks of 256 (4.25 bpw
+/// down to rows of 256 columns).
 /// Their measured SNR and bpw: bench/RESULTS.md.
 using grid_codecs =
     std::tuple<grid<4, 32>, grid<3, 32>, grid<4, 32, grid_levels::per_tensor>,
@@ -54,13 +56,17 @@ using grid_codecs =
                grid<3, 16, grid_levels::fixed, 6>, grid<4, 16, grid_levels::fixed, 6>,
                grid<5, 16, grid_levels::fixed, 6>, grid<4, 16, grid_levels::per_tensor, 6>,
                grid<5, 16, grid_levels::per_tensor, 6>, grid<6, 16, grid_levels::per_tensor, 8>,
-               grid<4, 16, grid_levels::fixed, 6, 256, 2>, grid<4, 32, grid_levels::fixed, 6, 512, 2>>;
+               grid<4, 16, grid_levels::fixed, 6, 256, 2>, grid<4, 32, grid_levels::fixed, 6, 512, 2>,
+               grid<4, 32, grid_levels::fixed, 5, 256, 2>>;
 
-/// The outlier split over one base per family: INT8 per-row, INT4 per-group, QINS 8 and 4
-/// (the split is a wrapper: its own code is the same for every base).
-using outlier_codecs =
-    std::tuple<outlier_split<linear<8>>, outlier_split<linear<4, per_group<128>>>,
-               outlier_split<qins<8>>, outlier_split<qins<4>>>;
+/// The outlier split over one base per family (the split is a wrapper: its own code is the
+/// same for every base): INT8 per-row, INT4 per-group, QINS 8 and 4, whose bases have a CUDA
+/// device layout, and the 4.25-bpw grid (on the heavy-tailed Pareto front: bench/RESULTS.md,
+/// "outlier split budget").
+using device_outlier_codecs = std::tuple<outlier_split<linear<8>>, outlier_split<linear<4, per_group<128>>>,
+                                         outlier_split<qins<8>>, outlier_split<qins<4>>>;
+using outlier_codecs = decltype(std::tuple_cat(
+    device_outlier_codecs{}, std::tuple<outlier_split<grid<4, 32, grid_levels::fixed, 5, 256, 2>>>{}));
 
 /// The two-level-scale ladder: symmetric sub-blocks of 16 with 6-bit sub-scales at every
 /// width 2..8, INT6 with 8-bit sub-scales (the 6.6-bpw rung), and asymmetric sub-blocks of 32
@@ -84,8 +90,8 @@ using all_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, grid_
                                            two_level_codecs{}, rotated_codecs{}));
 
 /// The codecs with a CUDA device layout (cuda/device_codec.cuh): all but the two-level, grid
-/// and rotated ones.
-using device_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, outlier_codecs{}));
+/// and rotated ones and the split over a grid.
+using device_codecs = decltype(std::tuple_cat(linear_codecs{}, qins_codecs{}, device_outlier_codecs{}));
 
 /// A few codecs spanning every layout (bits, granularity, scale type, symmetry) for tests
 /// whose cost grows with the list, such as the linear op's.

@@ -45,10 +45,10 @@
 ///    weighted by h. The covering candidates bound it: the block's RMS error is at most
 ///    (largest level gap) * min(|s+|, |s-|) / 2, up to rounding;
 ///  - two-level scales: each block's real scale is chosen by the same rule without rounding to
-///    FP16, the super-block scale d is, among the scale mapping the largest of their magnitudes
-///    to 2^(ScaleBits-1) - 1 (rounded up to FP16) and 10 candidates 1-10% below it, the one
-///    whose rounded sub-scales miss the real scales by the least sum of squares
-///    (two_level_scales.hpp), and each block keeps the floor or ceiling of its real scale / d,
+///    FP16, the super-block scale d maps the largest of their magnitudes to 2^(ScaleBits-1) - 1
+///    (rounded up to FP16) or is, where that gives the super-block less squared error, the one
+///    of 10 candidates 1-10% below it whose rounded sub-scales miss the real scales by the
+///    least sum of squares, and each block keeps the floor or ceiling of its real scale / d,
 ///    whichever gives the smaller squared error with codes chosen under the exact d * m
 ///    (two_level_scales.hpp);
 ///  - two tables (Tables = 2, two-level scales only): each block takes the table whose scale

@@ -428,16 +428,19 @@ struct grid_encoder {
           largest = std::max(largest, std::abs(fit.scale));
         }
         // |w| <= 65504 bounds every real scale by 65504 / |l_0|: d never overflows.
-        const float d = detail::super_scale_by_least_squares(
+        int sub_scale[2 * per_super];
+        const float d = detail::choose_super_scale(
             real, b1 - b0, detail::super_scale_covering(largest, Codec::sub_scale_max, 1.0f, name, r),
-            Codec::sub_scale_min, Codec::sub_scale_max);
+            Codec::sub_scale_min, Codec::sub_scale_max, sub_scale, [&](index_t i, float scale, int code) {
+              return evaluate<false>(values[i], h[i], scale * static_cast<float>(code),
+                                     t[static_cast<std::size_t>(chosen[i])])
+                  .squared_error;
+            });
         s.super_scales[static_cast<std::size_t>(r * supers + k)] = half(d);
         for (index_t b = b0; b < b1; ++b) {
           const block_values& x = values[b - b0];
           const table& chosen_table = t[static_cast<std::size_t>(chosen[b - b0])];
-          const int m = detail::nearer_sub_scale(real[b - b0], d, Codec::sub_scale_min, Codec::sub_scale_max, [&](int code) {
-            return evaluate<false>(x, h[b - b0], d * static_cast<float>(code), chosen_table).squared_error;
-          });
+          const int m = sub_scale[b - b0];
           write_bits(sub_scales, b, Codec::scale_bits, static_cast<unsigned>(m - Codec::sub_scale_min));
           if constexpr (table_count > 1)
             write_bits(s.table_bits.data() + r * s.table_row_bytes(), b, 1, static_cast<unsigned>(chosen[b - b0]));

@@ -26,10 +26,11 @@
 /// the steps that map its largest magnitude to level (reach + delta) for each delta of
 /// step_candidates (both signs' reach for symmetric codes), each refitted once by least squares
 /// to its rounded levels, the step with the least (importance-weighted) squared error after
-/// rounding; the super-block scale is, among the scale mapping the largest of these steps to
-/// the top sub-scale code (rounded up to FP16) and 10 candidates 1-10% below it, the one whose
-/// rounded sub-scales miss the steps by the least sum of squares (two_level_scales.hpp), and
-/// each sub-block then keeps whichever of the two sub-scale codes
+/// rounding; the super-block scale is the one mapping the largest of these steps to the top
+/// sub-scale code (rounded up to FP16), or, where that gives the super-block less squared
+/// error, the one of 10 candidates 1-10% below it whose rounded sub-scales miss the steps by
+/// the least sum of squares (two_level_scales.hpp), and each sub-block keeps whichever of the
+/// two sub-scale codes
 /// around its step gives the smaller squared error, its levels rounded under that exact step.
 /// Its arithmetic is fixed (each x - step * level rounded once by FMA, the sums in 8 lanes
 /// reduced by halves: two_level_encoder-inl.hpp), so every SIMD target and compiler flag

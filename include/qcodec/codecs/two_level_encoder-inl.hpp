@@ -47,18 +47,18 @@ struct two_level_encoder {
           steps[j - j0] = best_real_step(xj, hj);
           largest = std::max(largest, std::abs(steps[j - j0]));
         }
-        const float d = detail::super_scale_by_least_squares(
+        int sub_scale[2 * per_super];
+        const float d = detail::choose_super_scale(
             steps, j1 - j0,
             detail::super_scale_covering(largest, Codec::sub_scale_max, static_cast<float>(Codec::level_offset), name, r),
-            Codec::sub_scale_min, Codec::sub_scale_max);
+            Codec::sub_scale_min, Codec::sub_scale_max, sub_scale, [&](index_t i, float scale, int code) {
+              const float step = two_level_math::sub_block_step(scale, code);
+              return evaluate(x[i], h[i], step, zero_point_for(x[i], step)).error;
+            });
         s.super_scales[static_cast<std::size_t>(r * supers + k)] = static_cast<half>(d);
         for (index_t j = j0; j < j1; ++j) {
           const block& xj = x[j - j0];
-          const block& hj = h[j - j0];
-          const int m = detail::nearer_sub_scale(steps[j - j0], d, Codec::sub_scale_min, Codec::sub_scale_max, [&](int code) {
-            const float step = two_level_math::sub_block_step(d, code);
-            return evaluate(xj, hj, step, zero_point_for(xj, step)).error;
-          });
+          const int m = sub_scale[j - j0];
           const float step = two_level_math::sub_block_step(d, m);
           const int z = zero_point_for(xj, step);
           write_bits(sub_scales, j, Codec::scale_bits, static_cast<unsigned>(m - Codec::sub_scale_min));
