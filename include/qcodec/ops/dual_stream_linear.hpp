@@ -307,17 +307,29 @@ class dual_stream_linear {
     y.middleCols(first, last - first).noalias() = x * tile.transpose();
   }
 
-  /// Adds alpha · x · Oᵀ and the bias to the output columns [first, last).
+  /// Adds alpha · x · Oᵀ and the bias to the output columns [first, last). Each (b, r): the
+  /// row's entries v x(b, c) summed in column order in FP32 (ortho_stream::dot_row), then
+  /// y + alpha * sum + bias; each entry decoded once per `chunk` rows of x.
   void finish_rows(const matrix_view& x, matrix_ref& y, index_t first, index_t last) const {
     const bool sparse = alpha_ != 0 && ortho_.nnz() > 0;
     if (!sparse && bias_.empty()) return;
-    for (index_t b = 0; b < x.rows(); ++b)
+    constexpr index_t chunk = 16;
+    for (index_t b0 = 0; b0 < x.rows(); b0 += chunk) {
+      const index_t rows = std::min(chunk, x.rows() - b0);
       for (index_t r = first; r < last; ++r) {
-        float value = y(b, r);
-        if (sparse) value += alpha_ * ortho_.dot_row(r, x.row(b).data());
-        if (!bias_.empty()) value += bias_[static_cast<std::size_t>(r)];
-        y(b, r) = value;
+        float sum[chunk] = {};
+        if (sparse)
+          ortho_.for_each_in_row(r, [&](index_t c, float v) {
+            for (index_t b = 0; b < rows; ++b) sum[b] += v * x(b0 + b, c);
+          });
+        for (index_t b = 0; b < rows; ++b) {
+          float value = y(b0 + b, r);
+          if (sparse) value += alpha_ * sum[b];
+          if (!bias_.empty()) value += bias_[static_cast<std::size_t>(r)];
+          y(b0 + b, r) = value;
+        }
       }
+    }
   }
 
   encoded_matrix<base_codec> base_;
