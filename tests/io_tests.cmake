@@ -103,11 +103,13 @@ endif()
 
 # libFuzzer targets, built with clang (-fsanitize=fuzzer,address,undefined) whatever the
 # project's compiler: fuzz_safetensors (the reader) and fuzz_encoded_tensors (encoded tensors
-# read, decoded, written again and read back). Both start from one seed corpus of small valid
-# files written at test time; each keeps the inputs it finds in a folder of its own. The
-# reader runs for a bounded time, the round trip for a fixed number of runs.
+# read, decoded, written again and read back). Each runs a fixed number of runs from its
+# committed corpus (tests/fuzz/corpus/<test>, inputs of at most 1 KB) and one seed corpus of
+# small valid files written at test time, and keeps the inputs it finds in a folder of its own
+# in the build tree. To grow a committed corpus with them:
+#   fuzz_<name> -merge=1 -max_len=1024 tests/fuzz/corpus/<test> <build>/tests/fuzz_found_<test>
 find_program(QCODEC_FUZZ_CXX NAMES clang++ clang++-14)
-set(QCODEC_FUZZ_SECONDS 20 CACHE STRING "Seconds the fuzz test runs the safetensors fuzz target")
+set(QCODEC_FUZZ_RUNS 100000 CACHE STRING "Runs of the safetensors fuzz target in its test")
 set(QCODEC_FUZZ_ENCODED_RUNS 20000 CACHE STRING "Runs of the encoded-tensor fuzz target in its test")
 if(QCODEC_CLIENT_CHECKS AND QCODEC_FUZZ_CXX)
   file(GLOB_RECURSE fuzz_headers CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/include/qcodec/*.hpp)
@@ -121,7 +123,7 @@ if(QCODEC_CLIENT_CHECKS AND QCODEC_FUZZ_CXX)
   endforeach()
   set(fuzz_corpus ${CMAKE_CURRENT_BINARY_DIR}/fuzz_corpus)
   # Target `name` from fuzz/<name>.cpp and its test fuzz.<test>, run with the libFuzzer
-  # options after `test` on <its own folder> then the seed corpus.
+  # options after `test` on <its own folder>, the seed corpus, then its committed corpus.
   function(qcodec_add_fuzz_target name test)
     set(binary ${CMAKE_CURRENT_BINARY_DIR}/${name})
     set(source ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${name}.cpp)
@@ -136,7 +138,7 @@ if(QCODEC_CLIENT_CHECKS AND QCODEC_FUZZ_CXX)
     set(found ${CMAKE_CURRENT_BINARY_DIR}/fuzz_found_${test})
     file(MAKE_DIRECTORY ${found})
     add_test(NAME fuzz.${test} COMMAND ${binary} ${ARGN} -max_len=4096 -timeout=10
-      -rss_limit_mb=2048 -print_final_stats=1 ${found} ${fuzz_corpus})
+      -rss_limit_mb=2048 -print_final_stats=1 ${found} ${fuzz_corpus} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${test})
     set_tests_properties(fuzz.${test} PROPERTIES FIXTURES_REQUIRED qcodec_fuzz_corpus TIMEOUT 300)
   endfunction()
   add_executable(write_fuzz_seeds fuzz/write_fuzz_seeds.cpp)
@@ -144,7 +146,7 @@ if(QCODEC_CLIENT_CHECKS AND QCODEC_FUZZ_CXX)
     qcodec_examples_support nlohmann_json::nlohmann_json)
   add_test(NAME fuzz.seeds COMMAND write_fuzz_seeds ${fuzz_corpus})
   set_tests_properties(fuzz.seeds PROPERTIES FIXTURES_SETUP qcodec_fuzz_corpus)
-  qcodec_add_fuzz_target(fuzz_safetensors safetensors -max_total_time=${QCODEC_FUZZ_SECONDS})
+  qcodec_add_fuzz_target(fuzz_safetensors safetensors -runs=${QCODEC_FUZZ_RUNS})
   qcodec_add_fuzz_target(fuzz_encoded_tensors encoded_tensors -runs=${QCODEC_FUZZ_ENCODED_RUNS})
 elseif(QCODEC_CLIENT_CHECKS)
   message(STATUS "qcodec: no clang++ found, the fuzz targets are not built")
