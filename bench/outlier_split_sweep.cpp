@@ -1,6 +1,7 @@
 // Sweep of the outlier split's budget (issue 17): for each base and weight family, the SNR at
 // alpha = 1 and alpha = 0, the base codec alone, bpw, dB per added bit; and every plain codec
-// for the Pareto comparison. Weights: tests/split_test_weights.hpp, fixed seeds.
+// (linear, QINS, two-level, grid, rotated) for the Pareto comparison. Weights:
+// tests/split_test_weights.hpp, fixed seeds.
 #include <cstdio>
 #include <string>
 
@@ -40,5 +41,8 @@ int main(int argc, char** argv) {
     };
     for_each_codec<linear_codecs>(plain);
     for_each_codec<qins_codecs>(plain);
+    for_each_codec<two_level_codecs>(plain);
+    for_each_codec<grid_codecs>(plain);
+    for_each_codec<rotated_codecs>(plain);
   }
 }
