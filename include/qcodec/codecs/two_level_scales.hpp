@@ -83,15 +83,16 @@ inline float super_scale_by_least_squares(const float* scales, index_t blocks, f
   return best;
 }
 
+struct sub_scale_choice {
+  int code;
+  double error;  // error(code), or NaN where the choice needed no evaluation
+};
+
 /// The sub-scale of a block whose real scale is `scale` under super-block scale d: floor or
 /// ceil of scale / d (clamped to [m_min, m_max]), whichever `error(m)` (the block's squared
 /// error coded under the exact scale d * m) finds smaller, ties to the larger magnitude; 0 when
 /// d = 0. No weight's error under a step of d or -d exceeds its error under step 0 (each
 /// rounds to 0 or nearer), so the tie rule never zeroes a block that is not all zeros.
-struct sub_scale_choice {
-  int code;
-  double error;  // error(code), or NaN where the choice needed no evaluation
-};
 template <class Error>
 sub_scale_choice nearer_sub_scale(float scale, float d, int m_min, int m_max, Error&& error) {
   constexpr double unevaluated = std::numeric_limits<double>::quiet_NaN();
