@@ -117,7 +117,7 @@ void codec_forward(benchmark::State& state, shape s, index_t batch, index_t gemv
   auto& ops = ops_for<Codec>(s);
   for (auto& op : ops) {
     op->set_gemv_max_batch(gemv_max_batch);
-    if constexpr (qcodec::has_integer_kernel<typename qcodec::dual_stream_linear<Codec>::base_codec>)
+    if constexpr (qcodec::integer_codec<typename qcodec::dual_stream_linear<Codec>::base_codec>)
       op->set_integer_domain(integer);
   }
   const row_matrix x = activations(batch, s.cols);

@@ -1,5 +1,5 @@
-// The contract every codec keeps, checked for each type of all_codecs: a new codec added to
-// the list is tested here without writing a test.
+// The contract every codec keeps, checked for each type of test::tested_codecs (all_codecs, or
+// its covering list): a new codec added to all_codecs is tested here without writing a test.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 
 #include <qcodec/qcodec.hpp>
 
+#include "plain_codec.hpp"
 #include "synthetic_weights.hpp"
 #include "targets.hpp"
 #include "tested_codecs.hpp"
@@ -121,15 +122,9 @@ TEST_CASE("linear encode caps a huge scale at the largest one that decodes finit
   CHECK(measure_fidelity(w, encoded.decode()).sign_flips == 0);
 }
 
-/// Codecs whose decode has a reference of its own (the outlier split reuses its base's).
-template <class Codec>
-concept has_reference_decode = requires(const typename Codec::storage& s, float* out) {
-  Codec::decode_rows_ref(s, 0, 0, out);
-};
-
 TEMPLATE_LIST_TEST_CASE("every supported SIMD target decodes bit-exactly like the reference",
                         "[contract][simd]", test::tested_codecs) {
-  if constexpr (has_reference_decode<TestType>) {
+  if constexpr (reference_codec<TestType>) {  // the wrappers reuse their base's
     // Ragged widths (not multiples of 8, 16, 32 or 64), an output pointer off by one float,
     // and exact zeros beside both signs so every code class appears.
     const auto cols = GENERATE(as<index_t>{}, 1, 7, 15, 17, 33, 63, 100, 129, 257, 515);
@@ -148,15 +143,9 @@ TEMPLATE_LIST_TEST_CASE("every supported SIMD target decodes bit-exactly like th
   }
 }
 
-/// Codecs with a decode-dot (the fused path of dual_stream_linear).
-template <class Codec>
-concept has_backend_dot = requires(const typename Codec::storage& s, const float* const* x, float* out) {
-  Codec::template dot_row<1>(targets::scalar::tag{}, s, 0, x, out);
-};
-
 TEMPLATE_LIST_TEST_CASE("every supported SIMD target's decode-dot meets the K + 2 rounding bound",
                         "[contract][simd]", test::tested_codecs) {
-  if constexpr (has_backend_dot<TestType>) {
+  if constexpr (fused_dot_codec<TestType>) {
     // Ragged widths around the 64-column QINS8 step, activation rows one float off alignment.
     const auto cols = GENERATE(as<index_t>{}, 1, 15, 17, 63, 64, 65, 129, 257, 515);
     constexpr index_t rows = 4;
@@ -172,7 +161,7 @@ TEMPLATE_LIST_TEST_CASE("every supported SIMD target's decode-dot meets the K + 
       const float* x_rows[3];
       for (index_t b = 0; b < 3; ++b) {
         float* row = buffer.data() + 1 + b * cols;
-        if constexpr (requires { TestType::order_activations(target, cols, row, row); })
+        if constexpr (reorders_activations<TestType>)
           TestType::order_activations(target, cols, x.row(b).data(), row);
         else
           std::copy_n(x.row(b).data(), cols, row);
@@ -195,4 +184,26 @@ TEMPLATE_LIST_TEST_CASE("every supported SIMD target's decode-dot meets the K + 
       check_rows.template operator()<3>();  // two chains per activation row
     }); });
   }
+}
+
+TEST_CASE("the capability layers refuse a codec of the base concept alone", "[contract][capabilities]") {
+  using plain = test::plain_codec;
+  STATIC_REQUIRE(codec<plain>);
+  STATIC_REQUIRE_FALSE(reference_codec<plain>);
+  STATIC_REQUIRE_FALSE(fused_dot_codec<plain>);
+  STATIC_REQUIRE_FALSE(reorders_activations<plain>);
+  STATIC_REQUIRE_FALSE(integer_codec<plain>);
+  STATIC_REQUIRE_FALSE(wrapping_codec<plain>);
+  STATIC_REQUIRE_FALSE(row_codec<plain>);
+  STATIC_REQUIRE(std::is_same_v<base_stream_t<plain>, plain>);
+}
+
+TEMPLATE_LIST_TEST_CASE("every codec has a specification and a dense stream the op can run",
+                        "[contract][capabilities]", test::tested_codecs) {
+  // A wrapper's specification is its base's; the op runs every codec's base stream fused.
+  STATIC_REQUIRE((reference_codec<TestType> || wrapping_codec<TestType>));
+  STATIC_REQUIRE(reference_codec<base_stream_t<TestType>>);
+  STATIC_REQUIRE(fused_dot_codec<base_stream_t<TestType>>);
+  // Integer views are for one-level linear layouts (linear<>, the one codec with a granularity).
+  STATIC_REQUIRE(integer_codec<TestType> == requires { typename TestType::granularity; });
 }

@@ -20,7 +20,7 @@ std::span<const float> token(const row_matrix& values, index_t t) {
 }
 
 /// Checks every cached token against its codec's derived element bound.
-/// Linear per-row: a token is encoded alone (its own scale and clip), so it must equal the
+/// Linear per row or per group: a token is encoded alone (its own scale and clip), so it must equal the
 /// encoding of that token by itself, which meets the step bound derived in linear_bounds.hpp
 /// (|w - w^| <= s/2 (1 + 2^-23) + 2^-23 |w| in range, saturation at the range's ends).
 /// QINS: every token is coded with the LUT of the first token holding a non-zero value, scaled
@@ -66,7 +66,8 @@ void check_token_bounds(const row_matrix& values, const row_matrix& cached) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("a value cache appends tokens and reads back ranges", "[kv]", linear<8>,
-                   (linear<8, per_row, half, symmetry::asymmetric>), linear<4>, qins<8>, qins<4>) {
+                   (linear<8, per_row, half, symmetry::asymmetric>), linear<4>, (linear<4, per_group<32>>),
+                   qins<8>, qins<4>) {
   constexpr index_t head_dim = 128, tokens = 40;
   const row_matrix values = examples::synthetic_weights(tokens, head_dim,
                                                         examples::weight_family::heavy_tailed, 17);
@@ -103,7 +104,7 @@ TEMPLATE_TEST_CASE("a value cache appends tokens and reads back ranges", "[kv]",
 
 TEMPLATE_TEST_CASE("a value cache whose first tokens are all zero keeps later tokens exact to bound",
                    "[kv]", linear<8>, (linear<8, per_row, half, symmetry::asymmetric>), linear<4>,
-                   qins<8>, qins<4>) {
+                   (linear<4, per_group<32>>), qins<8>, qins<4>) {
   // An all-zero token has no magnitude to choose a QINS span from (every span fits it): the
   // shared LUT must come from the first token with a non-zero value.
   constexpr index_t head_dim = 64, tokens = 12;

@@ -143,7 +143,7 @@ void check_op_against_base(const row_matrix& w, bool integer) {
   const auto& s = encoded.storage();
   dual_stream_linear<Codec> op(encoded);
   dual_stream_linear<base> base_op{encoded_matrix<base>(s.base)};
-  if constexpr (has_integer_kernel<base>) {
+  if constexpr (integer_codec<base>) {
     op.set_integer_domain(integer);
     base_op.set_integer_domain(integer);
   }

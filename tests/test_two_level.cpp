@@ -59,7 +59,7 @@ TEMPLATE_LIST_TEST_CASE("two-level layout: bytes, traits and name", "[two_level]
         TestType::super_block * TestType::bits +
             TestType::super_block / TestType::sub_block * (TestType::scale_bits + (TestType::symmetric ? 0 : TestType::bits)) + 16);
   STATIC_REQUIRE(traits::is_linear);
-  STATIC_REQUIRE(!has_integer_kernel<TestType>);
+  STATIC_REQUIRE(!integer_codec<TestType>);
 }
 
 TEST_CASE("two-level names and sizes of two variants, by hand", "[two_level]") {

@@ -6,7 +6,8 @@
 ///  - `c.encode(w, name)`: encodes a finite, non-empty FP32 matrix into `encoded_matrix<C>`,
 ///    or throws qcodec::error naming `name`, the row and the column at fault;
 ///  - `C::decode_rows(storage, first, last, out)`: writes rows [first, last) as FP32,
-///    row-major, (last - first) x cols, to `out` (the scalar reference: the specification);
+///    row-major, (last - first) x cols, to `out` (the fast path; the specification, where a
+///    codec has one of its own, is decode_rows_ref: capabilities.hpp);
 ///  - `C::byte_size(storage)`: every stored byte (codes, scales, LUTs, outliers, indices);
 ///  - `C::validate(storage, name)`: throws qcodec::error naming `name` unless the storage is
 ///    consistent (array sizes match the shape, codes and parameters in range, finite scales),
@@ -20,6 +21,7 @@
 ///    rounding, so integer-domain compute is allowed), `block_size` (elements sharing one
 ///    scale along a row; 0 = the whole row or tensor) and `bytes_per_block` (0 when
 ///    block_size is 0).
+/// What the op, the integer kernels and the KV cache need beyond this: codecs/capabilities.hpp.
 
 #include <concepts>
 #include <cstddef>
@@ -62,12 +64,6 @@ concept codec = std::copyable<C> && requires(const C& c, matrix_view w,
 /// True for codecs whose codes may feed integer-domain arithmetic.
 template <class C>
 inline constexpr bool is_linear_codec = codec_traits<C>::is_linear;
-
-/// True for linear codecs the integer-domain kernels (ops/integer_gemv.hpp) can read: one
-/// scale and one integer offset per block, 4- or 8-bit codes. A linear codec with another
-/// layout (two_level.hpp) specialises it to false and is served by the FP32 paths.
-template <class C>
-inline constexpr bool has_integer_kernel = is_linear_codec<C>;
 
 /// An encoded matrix: owns its codes and parameters, knows its shape and exact byte size.
 template <class Codec>

@@ -82,6 +82,7 @@
 
 #include "qcodec/config.hpp"
 #include "qcodec/codecs/array_visiting.hpp"
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/column_importance.hpp"
 #include "qcodec/codecs/grid_math.hpp"
@@ -606,7 +607,7 @@ struct codec_traits<grid<Bits, BlockSize, Levels, ScaleBits, SuperBlock, Tables>
   static constexpr std::string_view name = name_text;
 };
 
-static_assert(codec<grid<4>>);
+static_assert(reference_codec<grid<4>> && fused_dot_codec<grid<4>> && !integer_codec<grid<4>>);
 static_assert(codec<grid<3, 64, grid_levels::per_tensor>>);
 static_assert(codec<grid<4, 16, grid_levels::fixed, 6>>);
 

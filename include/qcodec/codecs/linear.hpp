@@ -12,6 +12,7 @@
 /// rounded to the scale type, and codes use that rounded scale (linear_math.hpp).
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "qcodec/codecs/array_visiting.hpp"
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear_math.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
@@ -85,6 +87,12 @@ class linear {
       if constexpr (symmetric) return symmetric_offset;
       else return zero_points[static_cast<std::size_t>(block)];
     }
+    /// The integer kernels' view (capabilities.hpp, integer_block_view).
+    unsigned code(index_t row, index_t col) const { return unpack_code<Bits>(codes.data() + row * row_bytes(), col); }
+    float block_scale(index_t row, index_t group) const {
+      return static_cast<float>(scales[static_cast<std::size_t>(block_index(row, group))]);
+    }
+    int block_offset(index_t row, index_t group) const { return offset(block_index(row, group)); }
     index_t block_count() const {
       return std::same_as<Granularity, per_tensor> ? 1 : rows * groups_per_row();
     }
@@ -368,10 +376,15 @@ struct codec_traits<linear<Bits, Granularity, Scale, Symmetry>> {
     return n;
   }();
   static constexpr std::string_view name = name_text;
+  /// Rows encode independently but for one scale per tensor; no array is shared.
+  static constexpr bool row_wise = !std::same_as<Granularity, per_tensor>;
+  static constexpr std::array<std::string_view, 0> shared_arrays{};
 };
 
-static_assert(codec<linear<8>>);
-static_assert(codec<linear<4, per_group<128>, half, symmetry::asymmetric>>);
+static_assert(reference_codec<linear<8>> && fused_dot_codec<linear<8>> && integer_codec<linear<8>> &&
+              row_codec<linear<8>>);
+static_assert(integer_codec<linear<4, per_group<128>, half, symmetry::asymmetric>>);
+static_assert(!row_codec<linear<8, per_tensor>>);
 
 }  // namespace qcodec::inline QCODEC_ABI
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "qcodec/codecs/array_visiting.hpp"
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/ortho_stream.hpp"
@@ -53,7 +54,7 @@ class outlier_split {
   /// Budget of the ortho stream: at most this fraction of the weights get their residual
   /// stored (32 bits each plus 32 per row). Default 1/256 (+0.13 bpw): on heavy-tailed weights
   /// with outlier columns it buys the most dB per added bit among the budgets measured and
-  /// beyond it the dB per bit falls (sweep in bench/RESULTS.md, issue 17).
+  /// beyond it the dB per bit falls (sweep in bench/RESULTS.md, "Outlier split budget").
   double outlier_fraction = 1.0 / 256;
 
   encoded_matrix<outlier_split> encode(matrix_view w, std::string_view name = "weight") const {
@@ -156,7 +157,7 @@ struct codec_traits<outlier_split<Base>> {
   static constexpr std::string_view name = name_text;
 };
 
-static_assert(codec<outlier_split<linear<4, per_group<128>>>>);
+static_assert(wrapping_codec<outlier_split<linear<4, per_group<128>>>>);
 static_assert(codec<outlier_split<linear<8, per_row, half, symmetry::asymmetric>>>);
 
 }  // namespace qcodec::inline QCODEC_ABI

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "qcodec/codecs/array_visiting.hpp"
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/qins_math.hpp"
 #include "qcodec/codecs/storage_checks.hpp"
@@ -322,9 +323,13 @@ struct codec_traits<qins<Bits>> {
     return n;
   }();
   static constexpr std::string_view name = name_text;
+  /// Rows encode independently given the tensor's LUT (qins::encode_with_lut_of).
+  static constexpr bool row_wise = true;
+  static constexpr std::array<std::string_view, 1> shared_arrays{"lut"};
 };
 
-static_assert(codec<qins<8>>);
+static_assert(reference_codec<qins<8>> && reorders_activations<qins<8>> && row_codec<qins<8>>);
+static_assert(!integer_codec<qins<8>>);
 static_assert(codec<qins<4>>);
 
 }  // namespace qcodec::inline QCODEC_ABI

@@ -22,6 +22,7 @@
 
 #include "qcodec/config.hpp"
 #include "qcodec/codecs/array_visiting.hpp"
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/outlier_split.hpp"
@@ -129,6 +130,6 @@ struct codec_traits<rotated<Base, Block>> {
   static constexpr std::string_view name = name_text;
 };
 
-static_assert(codec<rotated<linear<4, per_group<32>>>>);
+static_assert(wrapping_codec<rotated<linear<4, per_group<32>>>> && !fused_dot_codec<rotated<linear<4, per_group<32>>>>);
 
 }  // namespace qcodec::inline QCODEC_ABI

@@ -47,6 +47,7 @@
 
 #include "qcodec/config.hpp"
 #include "qcodec/codecs/array_visiting.hpp"
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/column_importance.hpp"
 #include "qcodec/codecs/linear.hpp"
@@ -283,10 +284,7 @@ struct codec_traits<two_level<Bits, SubBlock, Symmetry, ScaleBits, SuperBlock>> 
 };
 
 /// Two-level codecs are linear, but the integer-domain kernels read one-level layouts only.
-template <int Bits, index_t SubBlock, symmetry Symmetry, int ScaleBits, index_t SuperBlock>
-inline constexpr bool has_integer_kernel<two_level<Bits, SubBlock, Symmetry, ScaleBits, SuperBlock>> = false;
-
-static_assert(codec<two_level<4, 16>>);
+static_assert(reference_codec<two_level<4, 16>> && fused_dot_codec<two_level<4, 16>> && !integer_codec<two_level<4, 16>>);
 static_assert(codec<two_level<3, 32, symmetry::asymmetric>>);
 
 }  // namespace qcodec::inline QCODEC_ABI

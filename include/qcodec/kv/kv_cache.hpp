@@ -2,9 +2,9 @@
 /// A quantized cache of attention values that grows one token at a time.
 ///
 /// Each appended token (head_dim values) is encoded as one row with its own parameters: its
-/// own scale (and zero point) for INT8/INT4 per-row codecs; its own scale for QINS, whose
-/// LUT is shared by the cache: the LUT of the first token with a non-zero value (the
-/// MSE-minimising span of qins::encode) is kept, and every later token is coded against its
+/// own scales (and zero points) for INT8/INT4 per-row or per-group codecs; its own scale for
+/// QINS, whose LUT is shared by the cache: the LUT of the first token with a non-zero value
+/// (the MSE-minimising span of qins::encode) is kept, and every later token is coded against its
 /// very levels (qins::encode_with_lut_of), so one LUT decodes every row. Tokens before it are
 /// all zero, stored as code 0, exact under any LUT. Values are decoded to FP32 before any
 /// arithmetic (QINS is a codec at rest). Keys are not encoded here: they may stay FP16 (`half`).
@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/linear.hpp"
 #include "qcodec/codecs/qins.hpp"
@@ -26,24 +27,14 @@
 
 namespace qcodec::inline QCODEC_ABI {
 
-namespace detail {
-
-/// Codecs whose rows are encoded independently (given a shared LUT): a row is a token.
-template <class Codec>
-struct is_row_codec : std::false_type {};
-template <int Bits, scale_storage Scale, symmetry Symmetry>
-struct is_row_codec<linear<Bits, per_row, Scale, Symmetry>> : std::true_type {};
-template <int Bits>
-struct is_row_codec<qins<Bits>> : std::true_type {};
-
-}  // namespace detail
-
 /// A cache of up to `capacity` tokens of `head_dim` values, each encoded with `Codec`
-/// (linear<8> = INT8 per-row, qins<8> = QINS per-row, or their 4-bit or asymmetric variants).
+/// (a row_codec: linear<8> = INT8 per-row, qins<8> = QINS per-row, their 4-bit, asymmetric or
+/// per-group variants).
 template <class Codec = linear<8>>
 class value_cache {
-  static_assert(detail::is_row_codec<Codec>::value,
-                "qcodec: value_cache needs a per-row codec (linear<B, per_row, ...> or qins<B>)");
+  static_assert(row_codec<Codec>,
+                "qcodec: value_cache needs a row_codec (codecs/capabilities.hpp), whose rows encode "
+                "independently: linear<B> per row or per group, or qins<B>");
 
  public:
   /// An empty cache; throws qcodec::error unless head_dim > 0 and capacity > 0.
@@ -77,7 +68,7 @@ class value_cache {
         if constexpr (std::is_same_v<std::remove_cvref_t<decltype(cached)>,
                                      std::remove_cvref_t<decltype(row_values)>>) {
           if (array != row_array) return;
-          if (array == "lut") {
+          if (shared(array)) {
             if (!lut_fixed_) cached = row_values;
           } else {
             cached.insert(cached.end(), row_values.begin(), row_values.end());
@@ -124,10 +115,15 @@ class value_cache {
   void reserve(const typename Codec::storage& first) {
     storage_.visit_arrays([&](std::string_view array, auto& cached) {
       first.visit_arrays([&](std::string_view row_array, const auto& row_values) {
-        if (array == row_array && array != "lut")
+        if (array == row_array && !shared(array))
           cached.reserve(row_values.size() * static_cast<std::size_t>(capacity_));
       });
     });
+  }
+
+  /// An array stored once for every token (codec_traits<Codec>::shared_arrays).
+  static bool shared(std::string_view array) {
+    return std::ranges::find(codec_traits<Codec>::shared_arrays, array) != codec_traits<Codec>::shared_arrays.end();
   }
 
   Codec codec_;

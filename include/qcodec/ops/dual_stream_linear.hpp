@@ -38,6 +38,7 @@
 
 #include <Eigen/Core>
 
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/codecs/ortho_stream.hpp"
 #include "qcodec/codecs/outlier_split.hpp"
@@ -56,19 +57,6 @@
 namespace qcodec::inline QCODEC_ABI {
 
 namespace detail {
-
-template <class Codec>
-struct base_stream_of {
-  using type = Codec;
-};
-template <class Base>
-struct base_stream_of<outlier_split<Base>> {
-  using type = Base;
-};
-template <class Base, index_t Block>
-struct base_stream_of<rotated<Base, Block>> {
-  using type = Base;
-};
 
 /// Threads the op uses: OpenMP's current maximum (omp_set_num_threads), else 1.
 inline int op_thread_count() {
@@ -93,10 +81,14 @@ template <codec Codec>
 class dual_stream_linear {
  public:
   /// The codec of the dense stream B.
-  using base_codec = typename detail::base_stream_of<Codec>::type;
+  using base_codec = base_stream_t<Codec>;
+  static_assert(fused_dot_codec<base_codec>,
+                "qcodec: dual_stream_linear needs a base codec with a fused decode-dot, a fused_dot_codec "
+                "(codecs/capabilities.hpp): static dot_row<NB>(target, storage, row, x, out, cached)");
 
   /// Largest batch the fused decode-GEMV serves by default; larger batches take the tiled
-  /// decode-then-GEMM. Measured on the development machine (bench/RESULTS.md, crossover).
+  /// decode-then-GEMM. Measured on the development machine (bench/RESULTS.md, "CPU linear op:
+  /// GEMV-GEMM crossover").
   static constexpr index_t default_gemv_max_batch = 8;
   /// FP32 bytes of weight rows one fused-path tile covers (sets the tile height, so the
   /// thread partition; half of a 32 KiB L1d).
@@ -142,12 +134,10 @@ class dual_stream_linear {
   /// enabling repacks the codes once, disabling frees the copy. Linear codecs only: QINS is a
   /// codec at rest and refuses it at compile time.
   void set_integer_domain(bool enabled) {
-    static_assert(is_linear_codec<base_codec>,
-                  "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
-                  "decode first");
-    static_assert(has_integer_kernel<base_codec>,
-                  "qcodec: the integer-domain kernels read one-level linear layouts (linear<>); "
-                  "this codec is served by the FP32 paths");
+    static_assert(integer_codec<base_codec>,
+                  "qcodec: integer-domain compute needs an integer_codec (codecs/capabilities.hpp): a linear "
+                  "codec of 4- or 8-bit codes whose storage is an integer_block_view; QINS, the grids and the "
+                  "two-level codecs are served by the FP32 paths: decode first");
     if (enabled && !panels_) panels_.emplace(base_.storage());
     if (!enabled) panels_.reset();
   }
@@ -186,7 +176,7 @@ class dual_stream_linear {
   /// The forward of the base stream on x (rotated already for rotated codecs).
   void forward_base(matrix_view x, matrix_ref y) {
     const index_t batch = x.rows();
-    if constexpr (has_integer_kernel<base_codec>)
+    if constexpr (integer_codec<base_codec>)
       if (panels_) return forward_integer(x, y);
     reserve_workspaces(detail::op_thread_count());
     if (batch > gemv_max_batch_) {
@@ -211,7 +201,8 @@ class dual_stream_linear {
     activations_.quantize(x, panels_->block_cols());
     // Whole panels per tile (256 is a multiple of every target's panel height).
     const index_t panel = panels_->panel_rows();
-    const index_t rows = integer_tile_bytes / base_.storage().row_bytes() / panel * panel;
+    const index_t row_bytes = (in_features() * codec_traits<base_codec>::bits + 7) / 8;
+    const index_t rows = integer_tile_bytes / row_bytes / panel * panel;
     for_each_tile(x, y, std::clamp<index_t>(rows, panel, 256), [&](index_t first, index_t last) {
       integer_rows(*panels_, activations_, first, last, y);
     });
@@ -237,7 +228,7 @@ class dual_stream_linear {
   }
 
   static encoded_matrix<base_codec> split_base(const encoded_matrix<Codec>& weight) {
-    if constexpr (is_outlier_split<Codec> || is_rotated<Codec>) return encoded_matrix<base_codec>(weight.storage().base);
+    if constexpr (wrapping_codec<Codec>) return encoded_matrix<base_codec>(weight.storage().base);
     else return weight;
   }
   static ortho_stream split_ortho(const encoded_matrix<Codec>& weight) {
@@ -268,9 +259,7 @@ class dual_stream_linear {
   /// (qins::order_activations).
   template <class Target>
   matrix_view dot_activations(Target target, const matrix_view& x) {
-    if constexpr (requires(const float* in, float* out) {
-                    base_codec::order_activations(target, index_t{}, in, out);
-                  }) {
+    if constexpr (reorders_activations<base_codec>) {
       ordered_x_.resize(x.rows(), x.cols());
       for (index_t b = 0; b < x.rows(); ++b)
         base_codec::order_activations(target, x.cols(), x.row(b).data(), ordered_x_.row(b).data());
@@ -344,7 +333,7 @@ class dual_stream_linear {
   index_t gemv_tile_rows_ = 1, gemm_tile_rows_ = 16;
   std::vector<detail::aligned_buffer> workspaces_;
   struct no_panels {};
-  std::optional<std::conditional_t<has_integer_kernel<base_codec>, integer_panels<base_codec>, no_panels>>
+  std::optional<std::conditional_t<integer_codec<base_codec>, integer_panels<base_codec>, no_panels>>
       panels_;
   int8_activations activations_;
 };

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/config.hpp"
 #include "qcodec/core/bit_packing.hpp"
@@ -124,14 +125,13 @@ inline void check_integer_shapes(index_t rows, index_t cols, const matrix_view& 
 }
 
 /// The scalar reference for one output: y(b, r) of integer_gemv, codes in column order.
-template <class Storage, int Bits>
+template <integer_block_view Storage>
 float integer_dot_ref(const Storage& s, index_t r, const std::int8_t* codes, float x_scale) {
   constexpr index_t chunk = index_t{1} << 15;
-  const std::uint8_t* row = s.codes.data() + r * s.row_bytes();
   double sum = 0;
   for (index_t c0 = 0; c0 < s.cols; c0 += s.group_size()) {
-    const index_t block = s.block_index(r, c0 / s.group_size());
-    const int offset = s.offset(block);
+    const index_t group = c0 / s.group_size();
+    const int offset = s.block_offset(r, group);
     const index_t c1 = std::min(s.cols, c0 + s.group_size());
     // Exact: int32 partial sums of at most 2^15 terms, |q code| <= 127 * 255. Written as
     // sum q code - offset sum q: GCC 12.2 at -O3 with AVX512-VNNI vectorizes the equivalent
@@ -141,12 +141,12 @@ float integer_dot_ref(const Storage& s, index_t r, const std::int8_t* codes, flo
     for (index_t p0 = c0; p0 < c1; p0 += chunk) {
       std::int32_t dot = 0, q_sum = 0;
       for (index_t c = p0; c < std::min(c1, p0 + chunk); ++c) {
-        dot += std::int32_t{codes[c]} * static_cast<std::int32_t>(unpack_code<Bits>(row, c));
+        dot += std::int32_t{codes[c]} * static_cast<std::int32_t>(s.code(r, c));
         q_sum += codes[c];
       }
       acc += dot - std::int64_t{offset} * q_sum;
     }
-    sum += static_cast<double>(static_cast<float>(s.scales[static_cast<std::size_t>(block)])) *
+    sum += static_cast<double>(s.block_scale(r, group)) *
            static_cast<double>(acc);
   }
   return static_cast<float>(static_cast<double>(x_scale) * sum);
@@ -167,10 +167,11 @@ void integer_rows(const integer_panels<Codec>& w, const int8_activations& a, ind
 /// The specification: one output at a time, integer parts exact, summed in FP64.
 template <codec Codec>
 void integer_gemv_ref(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
-  static_assert(is_linear_codec<Codec>,
-                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
-                "decode first");
-  if constexpr (is_linear_codec<Codec>) {
+  static_assert(integer_codec<Codec>,
+                "qcodec: integer-domain compute needs an integer_codec (codecs/capabilities.hpp): a linear "
+                "codec of 4- or 8-bit codes whose storage is an integer_block_view; QINS, the grids and the "
+                "two-level codecs are served by the FP32 paths: decode first");
+  if constexpr (integer_codec<Codec>) {
     const auto& s = weight.storage();
     detail::check_integer_shapes(s.rows, s.cols, x, y);
     detail::require_finite_nonempty(x, "activations");
@@ -179,8 +180,7 @@ void integer_gemv_ref(const encoded_matrix<Codec>& weight, matrix_view x, matrix
       const float x_scale = quantize_activation_row(
           std::span<const float>(x.row(b).data(), static_cast<std::size_t>(s.cols)), codes);
       for (index_t r = 0; r < s.rows; ++r)
-        y(b, r) = detail::integer_dot_ref<std::remove_cvref_t<decltype(s)>, codec_traits<Codec>::bits>(
-            s, r, codes.data(), x_scale);
+        y(b, r) = detail::integer_dot_ref(s, r, codes.data(), x_scale);
     }
   }
 }
@@ -189,9 +189,6 @@ void integer_gemv_ref(const encoded_matrix<Codec>& weight, matrix_view x, matrix
 /// first (an op keeps the repacked weight: dual_stream_linear::set_integer_domain).
 template <codec Codec>
 void integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref y) {
-  static_assert(is_linear_codec<Codec>,
-                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
-                "decode first");
   const auto& s = weight.storage();
   detail::check_integer_shapes(s.rows, s.cols, x, y);
   const integer_panels<Codec> w(s);

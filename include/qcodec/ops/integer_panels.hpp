@@ -15,9 +15,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "qcodec/codecs/capabilities.hpp"
 #include "qcodec/codecs/codec.hpp"
 #include "qcodec/config.hpp"
-#include "qcodec/core/bit_packing.hpp"
 #include "qcodec/core/simd.hpp"
 #include "qcodec/ops/aligned_buffer.hpp"
 
@@ -29,7 +29,7 @@ inline constexpr index_t max_integer_block_cols = index_t{1} << 15;
 
 /// Columns of one fold block of the integer kernel: the group size, or
 /// max_integer_block_cols for per-row and per-tensor scales.
-template <class Storage>
+template <integer_block_view Storage>
 index_t integer_block_cols(const Storage& s) {
   return s.group_size() == s.cols ? max_integer_block_cols : s.group_size();
 }
@@ -44,9 +44,10 @@ struct integer_layout {
 
 template <class Codec>
 class integer_panels {
-  static_assert(is_linear_codec<Codec>,
-                "qcodec: integer-domain compute needs a linear codec; QINS is a codec at rest: "
-                "decode first");
+  static_assert(integer_codec<Codec>,
+                "qcodec: integer-domain compute needs an integer_codec (codecs/capabilities.hpp): a linear "
+                "codec of 4- or 8-bit codes whose storage is an integer_block_view; QINS, the grids and the "
+                "two-level codecs are served by the FP32 paths: decode first");
 
  public:
   static constexpr int bits = codec_traits<Codec>::bits;
@@ -69,18 +70,18 @@ class integer_panels {
     for (index_t p = 0; p < panels; ++p)
       for (index_t l = 0; l < panel_rows; ++l) {
         const index_t r = p * panel_rows + l;
-        const std::uint8_t* row = r < s.rows ? s.codes.data() + r * s.row_bytes() : nullptr;
-        const auto code = [&](index_t c) { return row && c < s.cols ? unpack_code<bits>(row, c) : 0u; };
+        const bool row = r < s.rows;
+        const auto code = [&](index_t c) { return row && c < s.cols ? s.code(r, c) : 0u; };
         for (index_t t = 0; t < steps_; ++t)
           for (index_t j = 0; j < 4; ++j)
             codes_.data()[((p * steps_ + t) * panel_rows + l) * 4 + j] = static_cast<std::uint8_t>(
                 bits == 8 ? code(4 * t + j) : code(8 * t + j) | code(8 * t + 4 + j) << 4);
         if (!row) continue;
         for (index_t b = 0; b < blocks_; ++b) {
-          const index_t block = s.block_index(r, b * block_cols_ / s.group_size());
+          const index_t group = b * block_cols_ / s.group_size();
           const auto at = static_cast<std::size_t>((p * blocks_ + b) * panel_rows + l);
-          scales_[at] = static_cast<float>(s.scales[static_cast<std::size_t>(block)]);
-          offsets_[at] = s.offset(block) - bias;
+          scales_[at] = s.block_scale(r, group);
+          offsets_[at] = s.block_offset(r, group) - bias;
         }
       }
   }
