@@ -2,9 +2,12 @@
 /// Device layouts of the codecs and of the sparse ortho stream.
 ///
 /// `device_codec<Codec>` provides, for every codec of the library:
+///  - `arrays<Array>`: its arrays in upload layout held by `Array` (host_array, device_buffer)
+///    and its shape, every member listed once in `members`, with `base_view()` and
+///    `ortho_view()`; `host_arrays` and `device_arrays` are its two instances, the device one
+///    made from the host one member by member (device_copy);
 ///  - `host_arrays prepare(storage, name)`: validates the storage (qcodec::error naming
 ///    `name`) and lays it out for upload, on the host (tested there);
-///  - `device_arrays(host_arrays)`: the device copy, with `base_view()` and `ortho_view()`;
 ///  - `view`: passed to kernels by value; `load(row, chunk)` makes one 16-byte load of codes
 ///    and returns them with the parameters they share, whose `[j]` decodes column j of the
 ///    chunk's `chunk_cols` with the codec's own QCODEC_HD math (linear_math, qins_math);
@@ -19,6 +22,7 @@
 #include <cstring>
 #include <span>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <vector_types.h>
@@ -110,12 +114,49 @@ inline std::vector<std::uint8_t> pad_rows(std::span<const std::uint8_t> codes, i
   return padded;
 }
 
+/// One member of a device_copy: an array uploaded, a shape field or scale copied.
 template <class T>
-device_buffer<T> upload(const std::vector<T>& host) {
-  return device_buffer<T>(std::span<const T>(host));
+void copy_member(device_buffer<T>& device, const std::vector<T>& host) {
+  device = device_buffer<T>(std::span<const T>(host));
+}
+template <class T>
+  requires std::is_arithmetic_v<T>
+void copy_member(T& device, const T& host) {
+  device = host;
+}
+
+template <class T>
+std::size_t member_bytes(const device_buffer<T>& a) {
+  return a.bytes();
+}
+template <class T>
+  requires std::is_arithmetic_v<T>
+std::size_t member_bytes(const T&) {
+  return 0;
 }
 
 }  // namespace detail
+
+/// Arrays on the host, in upload layout.
+template <class T>
+using host_array = std::vector<T>;
+
+/// The device copy of a codec's host arrays: the same `Arrays` over device buffers, each member
+/// uploaded or copied (Arrays<Array>::members lists them).
+template <template <template <class> class> class Arrays>
+struct device_copy : Arrays<device_buffer> {
+  explicit device_copy(const Arrays<host_array>& host) {
+    Arrays<device_buffer>::members([](auto& device, const auto& h) { detail::copy_member(device, h); },
+                                   static_cast<Arrays<device_buffer>&>(*this), host);
+  }
+  /// Device bytes one pass over the weight reads (codes with row padding, parameters).
+  std::size_t bytes() const {
+    std::size_t total = 0;
+    Arrays<device_buffer>::members([&](const auto& member) { total += detail::member_bytes(member); },
+                                   static_cast<const Arrays<device_buffer>&>(*this));
+    return total;
+  }
+};
 
 /// out[j] = column chunk * chunk_cols + j of row `row`, for every column of the chunk.
 template <class View>
@@ -145,7 +186,8 @@ struct device_codec<linear<Bits, Granularity, Scale, Symmetry>> {
 
     /// INT4 at batch 1: the whole chunk's 32 values took 82 registers and a quarter occupancy
     /// on an H100; in pieces the GEMV took 16-25% less time on 11008 and 14336 rows. INT8 and
-    /// QINS gained nothing or lost (bench/RESULTS.md).
+    /// QINS gained nothing or lost (bench/history/cuda-first-runs.md, "INT4 GEMV at batch 1
+    /// decodes in pieces").
     static constexpr bool gemv_decodes_in_pieces = Bits == 4;
 
     /// The 16 code bytes of one chunk and the scale and offset of their block.
@@ -172,17 +214,25 @@ struct device_codec<linear<Bits, Granularity, Scale, Symmetry>> {
     }
   };
 
-  struct host_arrays {
+  template <template <class> class Array>
+  struct arrays {
     index_t rows = 0, cols = 0, pitch = 0, groups_per_row = 1;
-    std::vector<std::uint8_t> codes;
-    std::vector<scale_bits> scales;
-    std::vector<std::uint8_t> zero_points;
+    Array<std::uint8_t> codes;
+    Array<scale_bits> scales;
+    Array<std::uint8_t> zero_points;
+    template <class F, class... A>
+    static void members(F&& f, A&... a) {
+      f(a.rows...), f(a.cols...), f(a.pitch...), f(a.groups_per_row...);
+      f(a.codes...), f(a.scales...), f(a.zero_points...);
+    }
     view base_view() const {
       return {codes.data(), scales.data(), zero_points.empty() ? nullptr : zero_points.data(),
               rows, cols, pitch, groups_per_row};
     }
     csr_view ortho_view() const { return {}; }
   };
+  using host_arrays = arrays<host_array>;
+  using device_arrays = device_copy<arrays>;
 
   static host_arrays prepare(const typename codec_type::storage& s, std::string_view name) {
     codec_type::validate(s, name);
@@ -190,24 +240,6 @@ struct device_codec<linear<Bits, Granularity, Scale, Symmetry>> {
     return {s.rows, s.cols, pitch, s.groups_per_row(), detail::pad_rows(s.codes, s.rows, s.row_bytes(), pitch),
             detail::scale_bits(s.scales), s.zero_points};
   }
-
-  struct device_arrays {
-    index_t rows = 0, cols = 0, pitch = 0, groups_per_row = 1;
-    device_buffer<std::uint8_t> codes;
-    device_buffer<scale_bits> scales;
-    device_buffer<std::uint8_t> zero_points;
-
-    explicit device_arrays(const host_arrays& h)
-        : rows(h.rows), cols(h.cols), pitch(h.pitch), groups_per_row(h.groups_per_row),
-          codes(detail::upload(h.codes)), scales(detail::upload(h.scales)), zero_points(detail::upload(h.zero_points)) {}
-    view base_view() const {
-      return {codes.data(), scales.data(), zero_points.empty() ? nullptr : zero_points.data(),
-              rows, cols, pitch, groups_per_row};
-    }
-    csr_view ortho_view() const { return {}; }
-    /// Device bytes one pass over the weight reads (codes with row padding, parameters).
-    std::size_t bytes() const { return codes.bytes() + scales.bytes() + zero_points.bytes(); }
-  };
 };
 
 template <int Bits>
@@ -244,39 +276,45 @@ struct device_codec<qins<Bits>> {
     }
   };
 
-  struct host_arrays {
+  template <template <class> class Array>
+  struct arrays {
     index_t rows = 0, cols = 0, pitch = 0;
-    std::vector<std::uint8_t> codes;
-    std::vector<float> scales, lut;
+    Array<std::uint8_t> codes;
+    Array<float> scales, lut;
+    template <class F, class... A>
+    static void members(F&& f, A&... a) {
+      f(a.rows...), f(a.cols...), f(a.pitch...), f(a.codes...), f(a.scales...), f(a.lut...);
+    }
     view base_view() const { return {codes.data(), scales.data(), lut.data(), rows, cols, pitch}; }
     csr_view ortho_view() const { return {}; }
   };
+  using host_arrays = arrays<host_array>;
+  using device_arrays = device_copy<arrays>;
 
   static host_arrays prepare(const typename codec_type::storage& s, std::string_view name) {
     codec_type::validate(s, name);
     const index_t pitch = padded_row_bytes(s.row_bytes());
     return {s.rows, s.cols, pitch, detail::pad_rows(s.codes, s.rows, s.row_bytes(), pitch), s.scales, s.lut};
   }
-
-  struct device_arrays {
-    index_t rows = 0, cols = 0, pitch = 0;
-    device_buffer<std::uint8_t> codes;
-    device_buffer<float> scales, lut;
-
-    explicit device_arrays(const host_arrays& h)
-        : rows(h.rows), cols(h.cols), pitch(h.pitch), codes(detail::upload(h.codes)),
-          scales(detail::upload(h.scales)), lut(detail::upload(h.lut)) {}
-    view base_view() const { return {codes.data(), scales.data(), lut.data(), rows, cols, pitch}; }
-    csr_view ortho_view() const { return {}; }
-    std::size_t bytes() const { return codes.bytes() + scales.bytes() + lut.bytes(); }
-  };
 };
 
 /// The ortho stream in upload layout: columns widened to 32 bits, FP16 values as bits.
-struct host_ortho {
-  std::vector<std::uint32_t> row_ptr, col_index;
-  std::vector<std::uint16_t> values;
+template <template <class> class Array>
+struct ortho_arrays {
+  Array<std::uint32_t> row_ptr, col_index;
+  Array<std::uint16_t> values;
   float scale = 0.0f;
+  template <class F, class... A>
+  static void members(F&& f, A&... a) {
+    f(a.row_ptr...), f(a.col_index...), f(a.values...), f(a.scale...);
+  }
+  csr_view view() const {
+    if (row_ptr.empty()) return {};
+    return {row_ptr.data(), col_index.data(), values.data(), scale};
+  }
+};
+
+struct host_ortho : ortho_arrays<host_array> {
 
   /// Validates `o` (qcodec::error naming `name`) and converts it; an empty stream stays empty.
   static host_ortho prepare(const ortho_stream& o, std::string_view name) {
@@ -291,26 +329,6 @@ struct host_ortho {
     h.scale = o.scale[0];
     return h;
   }
-  csr_view view() const {
-    if (row_ptr.empty()) return {};
-    return {row_ptr.data(), col_index.data(), values.data(), scale};
-  }
-};
-
-/// The ortho stream in device memory.
-struct device_ortho {
-  device_buffer<std::uint32_t> row_ptr, col_index;
-  device_buffer<std::uint16_t> values;
-  float scale = 0.0f;
-
-  explicit device_ortho(const host_ortho& h)
-      : row_ptr(detail::upload(h.row_ptr)), col_index(detail::upload(h.col_index)),
-        values(detail::upload(h.values)), scale(h.scale) {}
-  csr_view view() const {
-    if (row_ptr.empty()) return {};
-    return {row_ptr.data(), col_index.data(), values.data(), scale};
-  }
-  std::size_t bytes() const { return row_ptr.bytes() + col_index.bytes() + values.bytes(); }
 };
 
 template <class Base>
@@ -320,28 +338,25 @@ struct device_codec<outlier_split<Base>> {
   using view = typename base_layout::view;
   static constexpr index_t chunk_cols = base_layout::chunk_cols;
 
-  struct host_arrays {
-    typename base_layout::host_arrays base;
-    host_ortho ortho;
+  template <template <class> class Array>
+  struct arrays {
+    typename base_layout::template arrays<Array> base;
+    ortho_arrays<Array> ortho;
+    template <class F, class... A>
+    static void members(F&& f, A&... a) {
+      base_layout::template arrays<Array>::members(f, a.base...);
+      ortho_arrays<Array>::members(f, a.ortho...);
+    }
     view base_view() const { return base.base_view(); }
     csr_view ortho_view() const { return ortho.view(); }
   };
+  using host_arrays = arrays<host_array>;
+  using device_arrays = device_copy<arrays>;
 
   static host_arrays prepare(const typename codec_type::storage& s, std::string_view name) {
     codec_type::validate(s, name);
     return {base_layout::prepare(s.base, name), host_ortho::prepare(s.ortho, name)};
   }
-
-  struct device_arrays {
-    typename base_layout::device_arrays base;
-    device_ortho ortho;
-    index_t rows = 0, cols = 0;
-
-    explicit device_arrays(const host_arrays& h) : base(h.base), ortho(h.ortho), rows(base.rows), cols(base.cols) {}
-    view base_view() const { return base.base_view(); }
-    csr_view ortho_view() const { return ortho.view(); }
-    std::size_t bytes() const { return base.bytes() + ortho.bytes(); }
-  };
 };
 
 }  // namespace qcodec::inline QCODEC_ABI::cuda
