@@ -31,8 +31,9 @@ QCODEC_HD constexpr index_t round_up(index_t n, index_t m) { return ceil_div(n, 
 QCODEC_HD constexpr index_t padded_row_bytes(index_t row_bytes) { return round_up(row_bytes, chunk_bytes); }
 
 /// Largest batch served by the fused decode-GEMV; larger batches decode tiles and call cuBLAS.
-/// The crossover measured on an H100 (bench/RESULTS.md): each warp re-reads x for its row,
-/// so the GEMV's time grows with the batch while the decode plus cuBLAS stays flat.
+/// The crossover measured on an H100 (bench/history/cuda-first-runs.md, "GEMV/GEMM crossover
+/// at batch 8"; the current table: bench/RESULTS.md, "CUDA backend"): each warp re-reads x for
+/// its row, so the GEMV's time grows with the batch while the decode plus cuBLAS stays flat.
 inline constexpr index_t max_gemv_batch = 8;
 
 /// Threads of a GEMV block: one warp per weight row.

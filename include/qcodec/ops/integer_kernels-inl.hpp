@@ -133,7 +133,8 @@ void integer_panel(const integer_panels<Codec>& w, const int8_activations& a, in
   // Independent accumulators per activation row for passes over one or two rows, which would
   // otherwise wait on the latency of every dot_quad.
   constexpr int sets = NB <= 2 ? 2 : 1;
-  // A step of 4 or more dot_quads is a slow stream (measured at batch 2, 4, 8, bench/RESULTS.md).
+  // A step of 4 or more dot_quads is a slow stream (measured at batch 2, 4, 8:
+  // bench/history/cpu-linear-op-passes.md, "Prefetch by stream pace").
   constexpr auto pace = NB * parts >= 4 ? simd::pace::slow : simd::pace::fast;
   const std::int8_t* q[NB];
   for (int i = 0; i < NB; ++i) q[i] = a.codes(b0 + i);

@@ -9,8 +9,9 @@
 namespace qcodec::inline QCODEC_ABI::simd {
 
 /// How long a loop streaming codes from DRAM spends on each cache line, which sets how it
-/// prefetches (bench/RESULTS.md). Without hints, loops that spend long on each line leave the
-/// hardware prefetcher behind and wait on DRAM.
+/// prefetches (bench/history/cpu-linear-op-passes.md, "Prefetch by stream pace"). Without
+/// hints, loops that spend long on each line leave the hardware prefetcher behind and wait on
+/// DRAM.
 ///  - fast (a few cycles per line: integer passes of fewer than 4 dot_quads per step, e.g.
 ///    one activation row): into L1, 2 KiB ahead;
 ///  - slow (10 or more cycles per line: the QINS8 decode-dot, integer passes of 4 or more
