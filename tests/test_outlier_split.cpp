@@ -16,6 +16,7 @@
 #include "linear_bounds.hpp"
 #include "split_test_weights.hpp"
 #include "synthetic_weights.hpp"
+#include "tested_codecs.hpp"
 
 using namespace qcodec;
 using examples::synthetic_weights;
@@ -36,7 +37,7 @@ row_matrix densify(const ortho_stream& o) {
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("alpha = 0: the base alone meets the base codec alone on W over all weights",
-                        "[outlier_split][alpha0]", outlier_codecs) {
+                        "[outlier_split][alpha0]", test::tested_outlier_codecs) {
   using base_type = typename TestType::base_codec;
   const auto family = GENERATE(testing::split_family::gaussian, testing::split_family::heavy_tailed);
   const row_matrix w = testing::split_weights(256, 512, family, 1700 + static_cast<int>(family));
