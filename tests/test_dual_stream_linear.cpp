@@ -129,6 +129,46 @@ TEMPLATE_LIST_TEST_CASE("alpha switches streams without re-encoding", "[op]", op
   CHECK_THROWS_AS(op.set_alpha(std::nanf("")), qcodec::error);
 }
 
+TEMPLATE_TEST_CASE("the ortho stream adds exactly its stated sums: y + alpha * (column-order FP32 sum) + bias",
+                   "[op][outlier_split]", (outlier_split<linear<4, per_group<128>>>), outlier_split<linear<8>>) {
+  // 37 rows (not a multiple of any interleave), batch 1 (its own loop) and 19 (past one chunk
+  // of 16), every path. The base alone comes from the same op at alpha = 0 without bias.
+  const row_matrix w = synthetic_weights(37, 300, weight_family::outlier_columns, 31);
+  const auto encoded = TestType{}.encode(w);
+  std::vector<float> bias(37);
+  for (std::size_t r = 0; r < bias.size(); ++r) bias[r] = 0.01f * static_cast<float>(r) - 0.1f;
+  dual_stream_linear<TestType> op(encoded, bias), base(encoded);
+  REQUIRE(op.ortho().nnz() > 37);
+  // A power of two, large enough that alpha * sum outweighs the base: a sum rounded in any
+  // other order (or fused) moves y.
+  const float alpha = 65536.0f;
+  op.set_alpha(alpha);
+  base.set_alpha(0);
+  for (index_t batch : {1, 19}) {
+    const row_matrix x = random_activations(batch, 300, 33 + static_cast<unsigned>(batch));
+    for (bool integer : {false, true}) {
+      for (index_t gemv_max : {index_t{0}, batch}) {
+        op.set_integer_domain(integer);
+        base.set_integer_domain(integer);
+        op.set_gemv_max_batch(gemv_max);
+        base.set_gemv_max_batch(gemv_max);
+        row_matrix y(batch, 37), y_base(batch, 37);
+        op.forward(x, y);
+        base.forward(x, y_base);
+        index_t mismatches = 0;
+        for (index_t b = 0; b < batch; ++b)
+          for (index_t r = 0; r < 37; ++r) {
+            const float expected = y_base(b, r) + alpha * op.ortho().dot_row(r, x.row(b).data()) +
+                                   bias[static_cast<std::size_t>(r)];
+            mismatches += y(b, r) != expected;
+          }
+        CAPTURE(batch, integer, gemv_max);
+        CHECK(mismatches == 0);
+      }
+    }
+  }
+}
+
 TEMPLATE_LIST_TEST_CASE("forward is bit-identical for 1 and 2 threads", "[op]", op_codecs) {
   const row_matrix w = synthetic_weights(150, 130, weight_family::heavy_tailed, 21);
   dual_stream_linear<TestType> op(TestType{}.encode(w), std::vector<float>(150, 0.25f));

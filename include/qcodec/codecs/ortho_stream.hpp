@@ -21,6 +21,8 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "qcodec/codecs/storage_checks.hpp"
@@ -56,16 +58,48 @@ struct ortho_stream {
   template <class F>
   void for_each_in_row(index_t r, F&& f) const {
     if (values.empty()) return;
-    const std::size_t first = row_offsets[static_cast<std::size_t>(r)];
-    const std::size_t last = row_offsets[static_cast<std::size_t>(r) + 1];
     const float s = scale[0];
-    if (narrow_columns(cols)) {
-      for (std::size_t e = first; e < last; ++e)
-        f(static_cast<index_t>(columns16[e]), static_cast<float>(values[e]) * s);
-    } else {
-      for (std::size_t e = first; e < last; ++e)
-        f(static_cast<index_t>(columns32[e]), static_cast<float>(values[e]) * s);
+    for_each_entry(r, [&](std::size_t e) { return static_cast<float>(values[e]) * s; }, f);
+  }
+
+  /// Every entry's value, float(values[e]) * scale[0], in entry order.
+  std::vector<float> decoded_values() const {
+    std::vector<float> decoded(values.size());
+    for (std::size_t e = 0; e < values.size(); ++e) decoded[e] = static_cast<float>(values[e]) * scale[0];
+    return decoded;
+  }
+
+  /// for_each_in_row with the values read from `decoded` (decoded_values()): the same calls.
+  template <class F>
+  void for_each_in_row(index_t r, const std::vector<float>& decoded, F&& f) const {
+    if (values.empty()) return;
+    for_each_entry(r, [&](std::size_t e) { return decoded[e]; }, f);
+  }
+
+  /// Calls f(std::integral_constant<int, i>, column, value) for the entries of rows r + i,
+  /// i < N, the values read from `decoded`: each row's entries in increasing column order, the
+  /// rows in turn (entry k of each, then k + 1), so that per-row sums accumulate as N
+  /// independent chains in the order for_each_in_row gives.
+  template <int N, class F>
+  void for_each_in_rows(index_t r, const std::vector<float>& decoded, F&& f) const {
+    if (values.empty()) return;
+    std::size_t first[N], length[N], shortest = std::numeric_limits<std::size_t>::max();
+    for (int i = 0; i < N; ++i) {
+      first[i] = row_offsets[static_cast<std::size_t>(r + i)];
+      length[i] = row_offsets[static_cast<std::size_t>(r + i) + 1] - first[i];
+      shortest = std::min(shortest, length[i]);
     }
+    const auto walk = [&](const auto* columns) {
+      const auto call = [&]<int I>(std::integral_constant<int, I> row, std::size_t k) {
+        f(row, static_cast<index_t>(columns[first[I] + k]), decoded[first[I] + k]);
+      };
+      [&]<int... I>(std::integer_sequence<int, I...>) {
+        for (std::size_t k = 0; k < shortest; ++k) (call(std::integral_constant<int, I>{}, k), ...);
+        ((void)[&] { for (std::size_t k = shortest; k < length[I]; ++k) call(std::integral_constant<int, I>{}, k); }(), ...);
+      }(std::make_integer_sequence<int, N>{});
+    };
+    if (narrow_columns(cols)) walk(columns16.data());
+    else walk(columns32.data());
   }
 
   /// Adds rows [first, last) of the stream to `out` (row-major, cols floats per row).
@@ -139,6 +173,18 @@ struct ortho_stream {
   }
 
  private:
+  /// Calls f(column of e, value(e)) for each entry e of row r, in increasing column order.
+  template <class Value, class F>
+  void for_each_entry(index_t r, Value&& value, F&& f) const {
+    const std::size_t first = row_offsets[static_cast<std::size_t>(r)];
+    const std::size_t last = row_offsets[static_cast<std::size_t>(r) + 1];
+    if (narrow_columns(cols)) {
+      for (std::size_t e = first; e < last; ++e) f(static_cast<index_t>(columns16[e]), value(e));
+    } else {
+      for (std::size_t e = first; e < last; ++e) f(static_cast<index_t>(columns32[e]), value(e));
+    }
+  }
+
   template <class Self, class Visitor>
   static void visit_arrays_of(Self& self, Visitor& visit, std::string_view prefix) {
     const auto named = [&](std::string_view array, auto& values) {

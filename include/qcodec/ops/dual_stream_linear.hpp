@@ -99,7 +99,7 @@ class dual_stream_linear {
   /// Takes ownership of an encoded weight (out_features x in_features) and an optional bias
   /// (empty, or out_features values).
   explicit dual_stream_linear(encoded_matrix<Codec> weight, std::span<const float> bias = {})
-      : base_(split_base(weight)), ortho_(split_ortho(weight)) {
+      : base_(split_base(weight)), ortho_(split_ortho(weight)), ortho_values_(ortho_.decoded_values()) {
     if constexpr (is_rotated<Codec>) rotation_signs_ = weight.storage().signs;
     if (!bias.empty() && static_cast<index_t>(bias.size()) != out_features())
       detail::fail("dual_stream_linear: bias holds ", bias.size(), " values, expected ",
@@ -176,18 +176,23 @@ class dual_stream_linear {
   /// The forward of the base stream on x (rotated already for rotated codecs).
   void forward_base(matrix_view x, matrix_ref y) {
     const index_t batch = x.rows();
+    if (uses_ortho()) {
+      // xᵀ; for batch > 1 padded with zero columns to whole chunks of finish_rows.
+      ortho_x_.setZero(x.cols(), batch == 1 ? 1 : (batch + ortho_chunk - 1) / ortho_chunk * ortho_chunk);
+      ortho_x_.leftCols(batch) = x.transpose();
+    }
     if constexpr (integer_codec<base_codec>)
       if (panels_) return forward_integer(x, y);
     reserve_workspaces(detail::op_thread_count());
     if (batch > gemv_max_batch_) {
-      for_each_tile(x, y, gemm_tile_rows_, [&](index_t first, index_t last) {
+      for_each_tile(y, gemm_tile_rows_, [&](index_t first, index_t last) {
         dense_gemm(x, y, first, last, tile_weights(first, last, workspaces_[detail::op_thread_index()].data()));
       });
       return;
     }
     simd::dispatch([&](auto target) {
       const matrix_view dot_x = dot_activations(target, x);
-      for_each_tile(x, y, gemv_tile_rows_, [&](index_t first, index_t last) {
+      for_each_tile(y, gemv_tile_rows_, [&](index_t first, index_t last) {
         fused_decode_dot(target, dot_x, y, first, last);
       });
     });
@@ -203,7 +208,7 @@ class dual_stream_linear {
     const index_t panel = panels_->panel_rows();
     const index_t row_bytes = (in_features() * codec_traits<base_codec>::bits + 7) / 8;
     const index_t rows = integer_tile_bytes / row_bytes / panel * panel;
-    for_each_tile(x, y, std::clamp<index_t>(rows, panel, 256), [&](index_t first, index_t last) {
+    for_each_tile(y, std::clamp<index_t>(rows, panel, 256), [&](index_t first, index_t last) {
       integer_rows(*panels_, activations_, first, last, y);
     });
   }
@@ -213,7 +218,7 @@ class dual_stream_linear {
   /// a team of two or more, Eigen runs each tile's GEMM sequentially, so its blocking never
   /// depends on the count.
   template <class Compute>
-  void for_each_tile(const matrix_view& x, matrix_ref& y, index_t tile_rows, Compute compute) const {
+  void for_each_tile(matrix_ref& y, index_t tile_rows, Compute compute) const {
     const index_t tiles = (out_features() + tile_rows - 1) / tile_rows;
     [[maybe_unused]] const int threads = detail::op_thread_count();
 #if QCODEC_USE_OPENMP
@@ -223,7 +228,7 @@ class dual_stream_linear {
       const index_t first = tile * tile_rows;
       const index_t last = std::min(out_features(), first + tile_rows);
       compute(first, last);
-      finish_rows(x, y, first, last);
+      finish_rows(y, first, last);
     }
   }
 
@@ -298,18 +303,24 @@ class dual_stream_linear {
 
   /// Adds alpha · x · Oᵀ and the bias to the output columns [first, last). Each (b, r): the
   /// row's entries v x(b, c) summed in column order in FP32 (ortho_stream::dot_row), then
-  /// y + alpha * sum + bias; each entry decoded once per `chunk` rows of x.
-  void finish_rows(const matrix_view& x, matrix_ref& y, index_t first, index_t last) const {
-    const bool sparse = alpha_ != 0 && ortho_.nnz() > 0;
+  /// y + alpha * sum + bias. The entries are decoded once, at construction (ortho_values_),
+  /// and read once per `chunk` rows of x, from xᵀ (ortho_x_: one entry's activations
+  /// contiguous, every lane of a chunk summed, the padding's unused); one activation row takes
+  /// finish_rows_of_one.
+  void finish_rows(matrix_ref& y, index_t first, index_t last) const {
+    const bool sparse = uses_ortho();
     if (!sparse && bias_.empty()) return;
-    constexpr index_t chunk = 16;
-    for (index_t b0 = 0; b0 < x.rows(); b0 += chunk) {
-      const index_t rows = std::min(chunk, x.rows() - b0);
+    constexpr index_t chunk = ortho_chunk;
+    const index_t batch = y.rows();
+    if (batch == 1 && sparse) return finish_rows_of_one(y, first, last);
+    for (index_t b0 = 0; b0 < batch; b0 += chunk) {
+      const index_t rows = std::min(chunk, batch - b0);
       for (index_t r = first; r < last; ++r) {
         float sum[chunk] = {};
         if (sparse)
-          ortho_.for_each_in_row(r, [&](index_t c, float v) {
-            for (index_t b = 0; b < rows; ++b) sum[b] += v * x(b0 + b, c);
+          ortho_.for_each_in_row(r, ortho_values_, [&](index_t c, float v) {
+            const float* xc = ortho_x_.data() + c * ortho_x_.cols() + b0;
+            for (index_t b = 0; b < chunk; ++b) sum[b] += v * xc[b];  // all lanes: one vector loop
           });
         for (index_t b = 0; b < rows; ++b) {
           float value = y(b0 + b, r);
@@ -321,8 +332,38 @@ class dual_stream_linear {
     }
   }
 
+  /// finish_rows for one activation row, the sums of `interleaved` rows at once (independent
+  /// add chains, the latency that bounds one row's), each in column order: the same bits.
+  void finish_rows_of_one(matrix_ref& y, index_t first, index_t last) const {
+    constexpr int interleaved = 4;
+    const float* x = ortho_x_.data();  // one column: x itself
+    const auto finish = [&](index_t r, float sum) {
+      float value = y(0, r) + alpha_ * sum;
+      if (!bias_.empty()) value += bias_[static_cast<std::size_t>(r)];
+      y(0, r) = value;
+    };
+    index_t r = first;
+    for (; r + interleaved <= last; r += interleaved) {
+      float sum[interleaved] = {};
+      ortho_.for_each_in_rows<interleaved>(r, ortho_values_, [&](auto i, index_t c, float v) { sum[i] += v * x[c]; });
+      for (int i = 0; i < interleaved; ++i) finish(r + i, sum[i]);
+    }
+    for (; r < last; ++r) {
+      float sum = 0;
+      ortho_.for_each_in_row(r, ortho_values_, [&](index_t c, float v) { sum += v * x[c]; });
+      finish(r, sum);
+    }
+  }
+
+  /// Activation rows of one pass of finish_rows over the ortho stream.
+  static constexpr index_t ortho_chunk = 8;
+
+  bool uses_ortho() const { return alpha_ != 0 && ortho_.nnz() > 0; }
+
   encoded_matrix<base_codec> base_;
   ortho_stream ortho_;
+  std::vector<float> ortho_values_;  // ortho_.decoded_values(): each FP16 entry converted once
+  row_matrix ortho_x_;               // xᵀ (in_features x batch, zero-padded) for the sparse product
   std::vector<std::uint8_t> rotation_signs_;  // rotated codecs: the signs x is rotated by
   row_matrix rotated_x_;
   std::vector<float> bias_;
