@@ -315,7 +315,6 @@ struct ortho_arrays {
 };
 
 struct host_ortho : ortho_arrays<host_array> {
-
   /// Validates `o` (qcodec::error naming `name`) and converts it; an empty stream stays empty.
   static host_ortho prepare(const ortho_stream& o, std::string_view name) {
     o.validate(name);
