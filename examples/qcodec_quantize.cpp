@@ -184,6 +184,13 @@ std::optional<options> parse_arguments(int argc, char** argv) {
   }
   o.input = positional[0];
   o.output = positional[1];
+  // The same file by any name (a link, ./x): writing OUTPUT would replace the FP32 model.
+  std::error_code same_error;
+  if (o.input == o.output || std::filesystem::equivalent(o.input, o.output, same_error)) {
+    std::fprintf(stderr, "qcodec-quantize: OUTPUT '%s' is INPUT: writing it would replace the model; choose another OUTPUT\n",
+                 o.output.c_str());
+    return std::nullopt;
+  }
   if (default_skips_on)
     for (std::string_view pattern : default_skips) o.skips.emplace_back(std::string(pattern));
   return o;
@@ -219,7 +226,10 @@ std::map<std::string, std::vector<float>> read_importance(const options& o, cons
   return importance;
 }
 
+/// The progress bar, redrawn in place with \r: on a terminal only (a log keeps no frames).
 void progress(std::size_t done, std::size_t total, std::string_view name) {
+  static const bool terminal = isatty(fileno(stderr)) == 1;
+  if (!terminal) return;
   constexpr int width = 30;
   const int filled = total ? static_cast<int>(width * done / total) : width;
   std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu %-40.40s", filled, "##############################",

@@ -82,6 +82,12 @@ if(TARGET qcodec_quantize AND TARGET qcodec_inspect)
     ${quantize} ${model} ${cli_dir}/never.safetensors --codec)
   qcodec_cli_failure(bad_input "not-a-model.*cannot open"
     ${quantize} ${cli_dir}/not-a-model.safetensors ${cli_dir}/never.safetensors)
+  # OUTPUT the INPUT file, by its name or another path to it: refused before anything is read.
+  qcodec_cli_failure(output_is_input "OUTPUT '.*model.safetensors' is INPUT.*usage"
+    ${quantize} ${model} ${cli_dir}/../cli/model.safetensors)
+  # Not a terminal (ctest captures the output): no progress frames, no carriage return.
+  qcodec_cli_run(cli.quantize.no_progress_frames zero "^[^\r]*verify: 16 tensors checked, 0 bad[^\r]*$"
+    ${quantize} ${model} ${cli_dir}/model.no_progress.safetensors --codec int8 --verify)
   # Refused part-way, after kept tensors were added: still no output file.
   qcodec_cli_failure(bound_missed "tensor 'model.layers.0.[a-z_.]+': rel_err .* exceeds the bound 1e-09"
     ${quantize} ${model} ${cli_dir}/never.safetensors --max-rel-err 1e-9)
