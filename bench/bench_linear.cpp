@@ -1,7 +1,8 @@
 // Forward of the dual-stream linear op (decode + GEMV/GEMM) for several codecs against Eigen's
 // FP32 GEMV/GEMM on the same shapes, and a memory read-bandwidth probe, in one binary so ratios
 // and "% of read bandwidth" come from one run. Cases are BM_<codec>_forward/<shape>/<batch>/
-// threads:<n>; "<codec>/int" is the op's opt-in integer domain. Each case cycles over enough
+// threads:<n>, the op's default path (the integer domain for integer codecs); "<codec>/fp32" is
+// an integer codec on the FP32 paths (set_integer_domain(false)). Each case cycles over enough
 // copies of its weights (>= 96 MB in all) that every call reads them from DRAM, never from the
 // 32 MB last-level cache. Also the crossover cases: the fused decode-GEMV and the tiled
 // decode-then-GEMM forced at small batches, which set dual_stream_linear::default_gemv_max_batch,
@@ -110,15 +111,18 @@ std::vector<std::unique_ptr<qcodec::dual_stream_linear<Codec>>>& ops_for(shape s
   return ops;
 }
 
+/// The op's path: its default, or the FP32 paths for an integer codec.
+enum class op_path { default_path, fp32 };
+
 template <class Codec>
 void codec_forward(benchmark::State& state, shape s, index_t batch, index_t gemv_max_batch,
-                   int threads, bool integer) {
+                   int threads, op_path path) {
   set_threads(threads);
   auto& ops = ops_for<Codec>(s);
   for (auto& op : ops) {
     op->set_gemv_max_batch(gemv_max_batch);
     if constexpr (qcodec::integer_codec<typename qcodec::dual_stream_linear<Codec>::base_codec>)
-      op->set_integer_domain(integer);
+      op->set_integer_domain(path == op_path::default_path);
   }
   const row_matrix x = activations(batch, s.cols);
   row_matrix y(batch, s.rows);
@@ -180,16 +184,16 @@ std::string case_name(const std::string& label, shape s, index_t batch, int thre
 }
 
 template <class Codec>
-void register_codec(const std::string& label, bool integer = false) {
+void register_codec(const std::string& label, op_path path = op_path::default_path) {
   for (shape s : shapes)
     for (index_t batch : batches)
       for (int threads : thread_counts)
         benchmark::RegisterBenchmark(
-            case_name(label + (integer ? "/int" : ""), s, batch, threads).c_str(),
+            case_name(label + (path == op_path::fp32 ? "/fp32" : ""), s, batch, threads).c_str(),
             [=](benchmark::State& state) {
               codec_forward<Codec>(state, s, batch,
                                    qcodec::dual_stream_linear<Codec>::default_gemv_max_batch,
-                                   threads, integer);
+                                   threads, path);
             })->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
@@ -200,7 +204,7 @@ void register_crossover(const std::string& label, shape s) {
       benchmark::RegisterBenchmark(
           ("BM_" + label + "_crossover/" + s.label() + "/" + std::to_string(batch) +
            (fused ? "/gemv" : "/gemm")).c_str(),
-          [=](benchmark::State& state) { codec_forward<Codec>(state, s, batch, fused ? batch : 0, 1, false); })
+          [=](benchmark::State& state) { codec_forward<Codec>(state, s, batch, fused ? batch : 0, 1, op_path::fp32); })
           ->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
@@ -222,21 +226,21 @@ int main(int argc, char** argv) {
   register_codec<linear<8>>("int8");
   register_codec<linear<8, per_group<128>>>("int8-g128");
   register_codec<linear<4, per_group<128>>>("int4-g128");
-  register_codec<linear<8>>("int8", true);
-  register_codec<linear<8, per_group<128>>>("int8-g128", true);
-  register_codec<linear<4, per_group<128>>>("int4-g128", true);
+  register_codec<linear<8>>("int8", op_path::fp32);
+  register_codec<linear<8, per_group<128>>>("int8-g128", op_path::fp32);
+  register_codec<linear<4, per_group<128>>>("int4-g128", op_path::fp32);
   register_codec<qins<8>>("qins8");
+  // The split beside its base (issue 17: within 10% of the base's path).
   register_codec<outlier_split<linear<4, per_group<128>>>>("outliers+int4-g128");
-  // The split on its base's integer path (issue 17: within 10% of the base's).
-  register_codec<outlier_split<linear<4, per_group<128>>>>("outliers+int4-g128", true);
-  register_codec<outlier_split<linear<8>>>("outliers+int8", true);
+  register_codec<outlier_split<linear<8>>>("outliers+int8");
+  register_codec<outlier_split<linear<4, per_group<128>>>>("outliers+int4-g128", op_path::fp32);
   // The ladder's codecs (FP32 paths) and the rotation beside its base (the op's activation
   // transform is the only difference).
   register_codec<two_level<4, 16>>("int4-2level-g16");
   register_codec<grid<4, 16, grid_levels::fixed, 6>>("grid4-2level-g16");
   register_codec<rotated<two_level<4, 16>>>("hadamard64+int4-2level-g16");
-  register_codec<linear<4, per_group<32>, half>>("int4-g32-f16", true);
-  register_codec<rotated<linear<4, per_group<32>, half>>>("hadamard64+int4-g32-f16", true);
+  register_codec<linear<4, per_group<32>, half>>("int4-g32-f16");
+  register_codec<rotated<linear<4, per_group<32>, half>>>("hadamard64+int4-g32-f16");
   register_crossover<linear<4, per_group<128>>>("int4-g128", {4096, 4096});
   register_crossover<linear<8>>("int8", {4096, 4096});
   benchmark::Initialize(&argc, argv);

@@ -10,6 +10,7 @@
 #include <qcodec/ops/integer_gemv.hpp>
 
 #include "synthetic_weights.hpp"
+#include "quantized_activations.hpp"
 #include "targets.hpp"
 #include "tested_codecs.hpp"
 
@@ -19,31 +20,29 @@ using examples::weight_family;
 
 namespace {
 
-/// Checks y = x * Ŵᵀ against two FP64 references (header of ops/integer_gemv.hpp):
-///  - exact activations x: |y - x Ŵᵀ| <= s_x (1/2 + 2^-17) sum|ŵ| + 2^-22 (sum|x ŵ| + s_x sum|ŵ|),
+/// Checks y = x * Ŵᵀ against two FP64 references (header of ops/integer_gemv.hpp), with s_c
+/// the activation step of column c's block:
+///  - exact activations x: |y - x Ŵᵀ| <= (1/2 + 2^-17) sum s_c|ŵ_c| + 2^-22 (sum|x ŵ| + sum s_c|ŵ_c|),
 ///    the activation rounding plus the FP32 roundings of ŵ and of y (2^-24 each, with the
 ///    activation error folded into the second sum, and a factor 2 to spare);
-///  - the quantized activations x^ = s_x q: the integer part is exact, so only the FP32
+///  - the quantized activations x^_c = s_c q_c: the integer part is exact, so only the FP32
 ///    roundings remain, |y - x^ Ŵᵀ| <= 2^-22 sum|x^ ŵ|.
-void check_against_reference(const row_matrix& decoded, matrix_view x, matrix_view y) {
-  std::vector<std::int8_t> codes(static_cast<std::size_t>(x.cols()));
+void check_against_reference(const row_matrix& decoded, index_t block_cols, matrix_view x, matrix_view y) {
   index_t violations = 0;
   for (index_t b = 0; b < x.rows(); ++b) {
-    const double x_scale = quantize_activation_row(
-        std::span<const float>(x.row(b).data(), static_cast<std::size_t>(x.cols())), codes);
+    const test::quantized_row q = test::quantized_activations(x.row(b).data(), x.cols(), block_cols);
     for (index_t r = 0; r < decoded.rows(); ++r) {
-      double exact = 0, quantized = 0, weight_sum = 0, exact_sum = 0, quantized_sum = 0;
+      double exact = 0, quantized = 0, step_sum = 0, exact_sum = 0, quantized_sum = 0;
       for (index_t c = 0; c < x.cols(); ++c) {
-        const double w = decoded(r, c), xc = x(b, c);
-        const double xq = x_scale * codes[static_cast<std::size_t>(c)];
+        const auto at = static_cast<std::size_t>(c);
+        const double w = decoded(r, c), xc = x(b, c), xq = q.value[at];
         exact += xc * w;
         quantized += xq * w;
-        weight_sum += std::abs(w);
+        step_sum += q.step[at] * std::abs(w);
         exact_sum += std::abs(xc * w);
         quantized_sum += std::abs(xq * w);
       }
-      const double exact_bound =
-          x_scale * (0.5 + 0x1p-17) * weight_sum + 0x1p-22 * (exact_sum + x_scale * weight_sum);
+      const double exact_bound = (0.5 + 0x1p-17) * step_sum + 0x1p-22 * (exact_sum + step_sum);
       const bool ok = std::abs(y(b, r) - exact) <= exact_bound &&
                       std::abs(y(b, r) - quantized) <= 0x1p-22 * quantized_sum;
       if (!ok && violations++ < 5)
@@ -68,27 +67,27 @@ TEMPLATE_LIST_TEST_CASE("integer gemv matches the FP64 reference within the acti
   const row_matrix y = integer_gemv_ref(encoded, x);
   REQUIRE(y.rows() == batch);
   REQUIRE(y.cols() == rows);
-  check_against_reference(encoded.decode(), x, y);
+  check_against_reference(encoded.decode(), integer_activation_cols<TestType>(encoded.storage()), x, y);
 }
 
 namespace {
 
 /// Checks a SIMD integer kernel against the FP64 product of the quantized activations
-/// x^ = s_x q and the decoded weight: the integer parts are exact, and the FP32 part has at
-/// most blocks + 2 roundings (ops/integer_kernels-inl.hpp, integer_panel) plus the rounding of
-/// each decoded ŵ, so |y - x^ Ŵᵀ| <= (gamma_(blocks + 2) + 2^-24) sum|x^ ŵ|.
-void check_kernel(const row_matrix& decoded, matrix_view x, matrix_view y, index_t blocks) {
-  std::vector<std::int8_t> codes(static_cast<std::size_t>(x.cols()));
+/// x^_c = s_c q_c and the decoded weight: the integer parts are exact, and the FP32 part has
+/// at most blocks + 2 roundings, one block per activation block (ops/integer_kernels-inl.hpp,
+/// integer_panel), plus the rounding of each decoded ŵ, so
+/// |y - x^ Ŵᵀ| <= (gamma_(blocks + 2) + 2^-24) sum|x^ ŵ|.
+void check_kernel(const row_matrix& decoded, index_t block_cols, matrix_view x, matrix_view y) {
+  const index_t blocks = (x.cols() + block_cols - 1) / block_cols;
   const double n = static_cast<double>(blocks + 2), u = 0x1p-24;
   const double relative = n * u / (1 - n * u) + u;
   index_t violations = 0;
   for (index_t b = 0; b < x.rows(); ++b) {
-    const double x_scale = quantize_activation_row(
-        std::span<const float>(x.row(b).data(), static_cast<std::size_t>(x.cols())), codes);
+    const test::quantized_row q = test::quantized_activations(x.row(b).data(), x.cols(), block_cols);
     for (index_t r = 0; r < decoded.rows(); ++r) {
       double quantized = 0, magnitude = 0;
       for (index_t c = 0; c < x.cols(); ++c) {
-        const double term = x_scale * codes[static_cast<std::size_t>(c)] * double{decoded(r, c)};
+        const double term = q.value[static_cast<std::size_t>(c)] * double{decoded(r, c)};
         quantized += term;
         magnitude += std::abs(term);
       }
@@ -115,16 +114,15 @@ TEMPLATE_LIST_TEST_CASE("every supported target's integer kernel matches the qua
       buffer.data() + 1, batch, cols, Eigen::OuterStride<>(cols + 1));
   const auto encoded = TestType{}.encode(w);
   const row_matrix decoded = encoded.decode();
-  const index_t block_cols = integer_block_cols(encoded.storage());
-  const index_t blocks = (cols + block_cols - 1) / block_cols;
+  const index_t block_cols = integer_activation_cols<TestType>(encoded.storage());
   row_matrix reference(batch, rows);
   integer_gemv_ref(encoded, x, reference);
   test::for_each_target([&](simd::target) {
     CAPTURE(codec_traits<TestType>::name, rows, cols, batch);
     row_matrix y = row_matrix::Constant(batch, rows, std::nanf(""));
     integer_gemv(encoded, x, y);
-    check_kernel(decoded, x, y, blocks);
-    check_against_reference(decoded, x, y);
+    check_kernel(decoded, block_cols, x, y);
+    check_against_reference(decoded, block_cols, x, y);
   });
 }
 
@@ -155,14 +153,16 @@ TEST_CASE("integer gemv sums long rows without int32 overflow", "[integer_gemv]"
   // activations all 1 (codes 127) one row's dot product is 70000 * 127 * 255 > 2^31.
   const row_matrix w = row_matrix::Constant(2, 70000, 0.5f);
   const row_matrix x = row_matrix::Ones(1, 70000);
-  const auto encoded = linear<8, per_row, float, symmetry::asymmetric>{}.encode(w);
+  using codec_type = linear<8, per_row, float, symmetry::asymmetric>;
+  const auto encoded = codec_type{}.encode(w);
   const row_matrix y = integer_gemv_ref(encoded, x);
   CHECK(y(0, 0) > 0);
-  check_against_reference(encoded.decode(), x, y);
+  const index_t block_cols = integer_activation_cols<codec_type>(encoded.storage());
+  check_against_reference(encoded.decode(), block_cols, x, y);
   test::for_each_target([&](simd::target) {
     row_matrix fast(1, 2);
     integer_gemv(encoded, x, fast);
-    check_against_reference(encoded.decode(), x, fast);
+    check_against_reference(encoded.decode(), block_cols, x, fast);
   });
 }
 

@@ -4,28 +4,38 @@
 /// B is the decoded base stream (the whole codec for codecs without an ortho stream), O the
 /// sparse ortho stream of an outlier_split codec. A rotated codec (codecs/rotated.hpp) runs its
 /// base codec on activations rotated once per forward, x Rᵀ, in FP32 (core/hadamard.hpp's
-/// rounding), through every path below. Codes are always decoded to FP32 first (codec
-/// at rest). Output rows are cut into tiles of a fixed height that depends only on the shape,
-/// never on the thread count; each tile is computed by one thread, with no reduction across
-/// threads, so the result is bit-identical for any number of threads. Per tile:
+/// rounding), through every path below. Activations must be finite on every path (a NaN or
+/// infinity is a qcodec::error, y untouched). Output rows are cut into tiles of a fixed height
+/// that depends only on the shape, never on the thread count; each tile is computed by one
+/// thread, with no reduction across threads, so the result is bit-identical for any number of
+/// threads.
+///
+/// Integer domain, the default for integer codecs (linear codecs of 4- or 8-bit codes, and
+/// splits and rotations over them): every batch size is served by the SIMD integer kernel of
+/// ops/integer_gemv.hpp — activations quantized once per forward to int8 in blocks along K
+/// (activation_block_cols: 32 columns against INT8 weights, 128 against INT4, one scale
+/// each), integer dot products (vpdpbusd
+/// where present) against a copy of the codes repacked at construction
+/// (ops/integer_panels.hpp, about as many bytes as the codes again), row tiles sized to the
+/// L2 cache — then the sparse product and bias below. Its error is the activation rounding
+/// bounded in that header (at most half an activation step of each block times the weights
+/// it meets) plus the kernel's FP32 roundings (at most activation blocks + 2, stated at
+/// detail::integer_panel). `set_integer_domain(false)` frees the copy and selects
+/// the FP32 paths, for callers who need the FP32 accumulation bound.
+///
+/// FP32 paths (every other codec; integer codecs after set_integer_domain(false)): codes are
+/// decoded to FP32 first (codec at rest). Per tile:
 ///  - batch <= gemv_max_batch (fused decode-GEMV): each row of the tile is decoded in SIMD
 ///    registers and multiplied with up to 4 activation rows at once (base_codec::dot_row;
 ///    QINS reads them in the order its decode produces, reordered once per forward); the FP32
 ///    weight is never materialised;
 ///  - larger batches (tiled decode-then-GEMM): a taller tile (sized to the L2 cache) is decoded
-///    and multiplied with Eigen's GEMM, run sequentially inside the tile loop;
-///  - then alpha · x · Oᵀ for the tile's rows (sparse, FP32, in column order) and the bias.
+///    and multiplied with Eigen's GEMM, run sequentially inside the tile loop.
 /// With the opt-in cache, tiles are read from a decoded copy of B instead of decoding: same
 /// tiles, same arithmetic, same bits (QINS's fused decode-dot decodes anyway: its 1-byte codes
 /// stream faster than the 4-byte cache, see qins::dot_row).
-/// Opt-in integer domain (linear codecs only, `set_integer_domain`): every batch size is served
-/// by the SIMD integer kernel of ops/integer_gemv.hpp — activations quantized once per forward
-/// to int8 per row, integer dot products (vpdpbusd where present) against a copy of the codes
-/// repacked at that call (ops/integer_panels.hpp, about as many bytes as the codes), row tiles sized
-/// to the L2 cache — then the same sparse product and bias. Its error is the activation
-/// rounding bounded in that header plus the kernel's FP32 roundings (at most blocks + 2, one
-/// block per weight group, stated at detail::integer_panel), so it stays opt-in: the FP32
-/// paths meet the FP32 accumulation bound, the integer path does not claim to.
+/// Every path then adds alpha · x · Oᵀ for the tile's rows (sparse, FP32, in column order)
+/// and the bias.
 
 #include <algorithm>
 #include <cmath>
@@ -110,6 +120,7 @@ class dual_stream_linear {
     gemv_tile_rows_ = std::max<index_t>(1, gemv_tile_bytes / (4 * in_features()));
     gemm_tile_rows_ = std::clamp<index_t>(gemm_tile_bytes / (4 * in_features()) / 16 * 16, 16, 512);
     reserve_workspaces(detail::op_thread_count());
+    if constexpr (integer_codec<base_codec>) set_integer_domain(true);
   }
 
   index_t in_features() const { return base_.cols(); }
@@ -130,9 +141,10 @@ class dual_stream_linear {
   }
   bool cache_decoded() const { return cache_.size() != 0; }
 
-  /// Serves every batch with int8 activations and integer dot products (header comment):
-  /// enabling repacks the codes once, disabling frees the copy. Linear codecs only: QINS is a
-  /// codec at rest and refuses it at compile time.
+  /// Serves every batch with int8 activations and integer dot products (header comment), the
+  /// default for integer codecs: enabling repacks the codes once, disabling frees the copy and
+  /// selects the FP32 paths. Integer codecs only: QINS, the grids and the two-level codecs
+  /// refuse it at compile time.
   void set_integer_domain(bool enabled) {
     static_assert(integer_codec<base_codec>,
                   "qcodec: integer-domain compute needs an integer_codec (codecs/capabilities.hpp): a linear "
@@ -153,8 +165,8 @@ class dual_stream_linear {
   const std::vector<float>& bias() const { return bias_; }
 
   /// Writes y = x · (B + alpha·O)ᵀ + bias: x is batch x in_features, y batch x out_features.
-  /// Throws qcodec::error, leaving y untouched, when the shapes do not fit. Not reentrant on
-  /// one object (it reuses its workspace).
+  /// Throws qcodec::error, leaving y untouched, when the shapes do not fit or x holds a
+  /// non-finite value. Not reentrant on one object (it reuses its workspace).
   void forward(matrix_view x, matrix_ref y) {
     if (x.cols() != in_features() || y.rows() != x.rows() || y.cols() != out_features())
       detail::fail("dual_stream_linear: forward of x ", x.rows(), " x ", x.cols(), " into y ",
@@ -162,6 +174,7 @@ class dual_stream_linear {
                    in_features());
     const index_t batch = x.rows();
     if (batch == 0) return;
+    detail::require_finite_nonempty(x, "activations");
     if constexpr (is_rotated<Codec>) {
       rotated_x_ = x;
       for (index_t b = 0; b < batch; ++b)
@@ -203,7 +216,7 @@ class dual_stream_linear {
   static constexpr index_t integer_tile_bytes = 256 * 1024;
 
   void forward_integer(const matrix_view& x, matrix_ref& y) {
-    activations_.quantize(x, panels_->block_cols());
+    activations_.quantize(x, panels_->activation_cols());
     // Whole panels per tile (256 is a multiple of every target's panel height).
     const index_t panel = panels_->panel_rows();
     const index_t row_bytes = (in_features() * codec_traits<base_codec>::bits + 7) / 8;

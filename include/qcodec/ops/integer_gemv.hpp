@@ -4,20 +4,24 @@
 /// (ops/integer_kernels-inl.hpp) on weights repacked in panels (ops/integer_panels.hpp);
 /// integer_gemv_ref is the specification it is tested against (plain loops, FP64 sums).
 ///
-/// Activations: each row of x is quantized on the fly, symmetrically, with one FP32 scale
-/// s_x = max|x_row| / 127 and codes q = rint(x / s_x) in [-127, 127] (per activation row,
-/// not per weight group: one scale keeps the reference simple, and the error bound below
-/// holds for any weight granularity). For each weight block (row r, group g) with scale s_g
-/// and offset z_g the integer dot product acc = sum q_c * (code_c - z_g) is exact: int32
-/// partial sums of at most 2^15 terms (2^15 * 127 * 255 < 2^31) added in int64, so
-///   y[b, r] = s_x * sum_g s_g * acc_g,
-/// summed over the groups in double and rounded to FP32 once.
+/// Activations: each row of x is quantized on the fly in blocks along K
+/// (integer_activation_cols: activation_block_cols columns, 32 against INT8 weights and 128
+/// against INT4, inside each weight group or row), symmetrically, with one FP32 scale per
+/// block s_k = max|x_block| / 127 and codes q = rint(x / s_k) in [-127, 127]. A block scale
+/// keeps an outlier channel from rounding away the rest of its row: only the columns that
+/// share its block lose resolution. For each activation block k of weight row r, inside the
+/// weight block (group or row) of scale s_g and offset z_g, the integer dot product
+/// acc_k = sum q_c * (code_c - z_g) is exact (int32 sums of at most 2^15 terms,
+/// 2^15 * 127 * 255 < 2^31), so
+///   y[b, r] = sum_k s_k * s_g * acc_k,
+/// summed over the blocks in double and rounded to FP32 once.
 ///
 /// Error against x * Ŵᵀ (Ŵ the decoded weight): the integer part is exact, so the error is
-/// the activation rounding, |x_c - s_x q_c| <= s_x (1/2 + 2^-17) (the half step, plus the
-/// rounding of x / s_x, at most 128 * 2^-24 code units), times sum_c |ŵ_c|, plus the FP32
-/// roundings of ŵ_c and of the result (2^-24 each, relative to sum_c |x_c ŵ_c|) in this scalar
-/// reference; the SIMD kernel rounds at most blocks + 2 times (detail::integer_panel).
+/// the activation rounding, |x_c - s_k q_c| <= s_k (1/2 + 2^-17) for c in block k (the half
+/// step, plus the rounding of x / s_k, at most 128 * 2^-24 code units), times |ŵ_c|, summed,
+/// plus the FP32 roundings of ŵ_c and of the result (2^-24 each, relative to
+/// sum_c |x_c ŵ_c|) in this scalar reference; the SIMD kernel rounds at most activation
+/// blocks + 2 times (detail::integer_panel).
 
 #include <algorithm>
 #include <cmath>
@@ -45,8 +49,9 @@ namespace qcodec::inline QCODEC_ABI {
 /// Largest |activation code|: symmetric int8 without -128, so negation never overflows.
 inline constexpr int activation_code_max = 127;
 
-/// Quantizes one activation row to int8 codes; returns the scale s_x (0 for a zero row).
-inline float quantize_activation_row(std::span<const float> x, std::span<std::int8_t> codes) {
+/// Quantizes one block of activations to int8 codes; returns its scale s_k (0 for a zero
+/// block).
+inline float quantize_activation_block(std::span<const float> x, std::span<std::int8_t> codes) {
   float largest = 0;
   for (float v : x) largest = std::max(largest, std::abs(v));
   const float scale = largest / activation_code_max;
@@ -57,15 +62,27 @@ inline float quantize_activation_row(std::span<const float> x, std::span<std::in
   return scale;
 }
 
+/// Quantizes one activation row in blocks of `block_cols` columns (the last one ragged):
+/// codes in column order, scales[j] the scale of block j.
+inline void quantize_activation_row(std::span<const float> x, index_t block_cols, std::span<std::int8_t> codes,
+                                    std::span<float> scales) {
+  const auto n = static_cast<index_t>(x.size());
+  for (index_t j = 0, c0 = 0; c0 < n; ++j, c0 += block_cols) {
+    const auto count = static_cast<std::size_t>(std::min(block_cols, n - c0));
+    scales[static_cast<std::size_t>(j)] = quantize_activation_block(x.subspan(static_cast<std::size_t>(c0), count),
+                                                                    codes.subspan(static_cast<std::size_t>(c0), count));
+  }
+}
+
 /// Activations quantized for the integer kernel: per row the int8 codes in column order,
-/// followed by zeros up to a whole kernel step, the scale s_x, and per (row, fold block)
-/// the sum of the codes (exact in int32: at most 2^15 * 127).
+/// followed by zeros up to a whole kernel step, and per (row, activation block) the scale s_k
+/// and the sum of the codes (exact in int32: at most 2^15 * 127).
 class int8_activations {
  public:
   /// Columns past the row that hold code 0 (the longest panel step, integer_panels).
   static constexpr index_t zero_padding = 8;
 
-  /// Quantizes x (finite, non-empty) for fold blocks of `block_cols` columns. Allocates only
+  /// Quantizes x (finite, non-empty) in blocks of `block_cols` columns. Allocates only
   /// when x grows.
   void quantize(matrix_view x, index_t block_cols) {
     detail::require_finite_nonempty(x, "activations");
@@ -76,16 +93,16 @@ class int8_activations {
     // 4 KiB, the rows a kernel pass reads would share one set of the L1 cache.
     stride_ = (cols_ + zero_padding + 63) / 64 * 64 + 64;
     grow(codes_, static_cast<std::size_t>(batch_ * stride_));
-    grow(scales_, static_cast<std::size_t>(batch_));
+    grow(scales_, static_cast<std::size_t>(batch_ * blocks_));
     grow(sums_, static_cast<std::size_t>(batch_ * blocks_));
 #if QCODEC_USE_OPENMP
 #  pragma omp parallel for schedule(static) if (batch_ >= 16)
 #endif
     for (index_t b = 0; b < batch_; ++b) {
       std::int8_t* q = codes_.data() + b * stride_;
-      scales_[static_cast<std::size_t>(b)] = quantize_activation_row(
-          std::span<const float>(x.row(b).data(), static_cast<std::size_t>(cols_)),
-          std::span<std::int8_t>(q, static_cast<std::size_t>(cols_)));
+      quantize_activation_row(std::span<const float>(x.row(b).data(), static_cast<std::size_t>(cols_)), block_cols,
+                              std::span<std::int8_t>(q, static_cast<std::size_t>(cols_)),
+                              std::span<float>(scales_.data() + b * blocks_, static_cast<std::size_t>(blocks_)));
       std::fill(q + cols_, q + cols_ + zero_padding, std::int8_t{0});
       for (index_t j = 0; j < blocks_; ++j) {
         std::int32_t sum = 0;
@@ -98,8 +115,9 @@ class int8_activations {
   index_t batch() const { return batch_; }
   index_t cols() const { return cols_; }
   const std::int8_t* codes(index_t b) const { return codes_.data() + b * stride_; }
-  float scale(index_t b) const { return scales_[static_cast<std::size_t>(b)]; }
-  /// The sum of the codes of activation row b in fold block j.
+  /// The scale of activation row b in block j.
+  float scale(index_t b, index_t j) const { return scales_[static_cast<std::size_t>(b * blocks_ + j)]; }
+  /// The sum of the codes of activation row b in block j.
   std::int32_t sum(index_t b, index_t j) const { return sums_[static_cast<std::size_t>(b * blocks_ + j)]; }
 
  private:
@@ -124,38 +142,35 @@ inline void check_integer_shapes(index_t rows, index_t cols, const matrix_view& 
                  " x ", rows);
 }
 
-/// The scalar reference for one output: y(b, r) of integer_gemv, codes in column order.
+/// The scalar reference for one output: y(b, r) of integer_gemv, codes in column order and
+/// x_scales[j] the scale of activation block j of `block_cols` columns (each inside one
+/// weight group).
 template <integer_block_view Storage>
-float integer_dot_ref(const Storage& s, index_t r, const std::int8_t* codes, float x_scale) {
-  constexpr index_t chunk = index_t{1} << 15;
+float integer_dot_ref(const Storage& s, index_t r, const std::int8_t* codes, const float* x_scales,
+                      index_t block_cols) {
   double sum = 0;
-  for (index_t c0 = 0; c0 < s.cols; c0 += s.group_size()) {
+  for (index_t j = 0, c0 = 0; c0 < s.cols; ++j, c0 += block_cols) {
     const index_t group = c0 / s.group_size();
-    const int offset = s.block_offset(r, group);
-    const index_t c1 = std::min(s.cols, c0 + s.group_size());
-    // Exact: int32 partial sums of at most 2^15 terms, |q code| <= 127 * 255. Written as
+    const index_t c1 = std::min(s.cols, c0 + block_cols);
+    // Exact: an int32 sum of at most 2^15 terms, |q code| <= 127 * 255. Written as
     // sum q code - offset sum q: GCC 12.2 at -O3 with AVX512-VNNI vectorizes the equivalent
     // sum q (code - offset) into vpdpbusd and gets it wrong (correct at -O0, with
     // -fno-tree-vectorize or -mno-avx512vnni, and UBSan-clean: a compiler bug, not UB).
-    std::int64_t acc = 0;
-    for (index_t p0 = c0; p0 < c1; p0 += chunk) {
-      std::int32_t dot = 0, q_sum = 0;
-      for (index_t c = p0; c < std::min(c1, p0 + chunk); ++c) {
-        dot += std::int32_t{codes[c]} * static_cast<std::int32_t>(s.code(r, c));
-        q_sum += codes[c];
-      }
-      acc += dot - std::int64_t{offset} * q_sum;
+    std::int32_t dot = 0, q_sum = 0;
+    for (index_t c = c0; c < c1; ++c) {
+      dot += std::int32_t{codes[c]} * static_cast<std::int32_t>(s.code(r, c));
+      q_sum += codes[c];
     }
-    sum += static_cast<double>(s.block_scale(r, group)) *
-           static_cast<double>(acc);
+    const std::int64_t acc = dot - std::int64_t{s.block_offset(r, group)} * q_sum;
+    sum += static_cast<double>(x_scales[j]) * static_cast<double>(s.block_scale(r, group)) * static_cast<double>(acc);
   }
-  return static_cast<float>(static_cast<double>(x_scale) * sum);
+  return static_cast<float>(sum);
 }
 
 }  // namespace detail
 
 /// Writes y(b, r) for weight rows [first, last) and every activation row of `a` (quantized
-/// for w.block_cols()) with the kernel of the panels' target. A panel cut by the range is
+/// for w.activation_cols()) with the kernel of the panels' target. A panel cut by the range is
 /// computed whole and stored in part, so ranges on multiples of panel_rows() waste nothing.
 template <class Codec>
 void integer_rows(const integer_panels<Codec>& w, const int8_activations& a, index_t first, index_t last,
@@ -175,12 +190,14 @@ void integer_gemv_ref(const encoded_matrix<Codec>& weight, matrix_view x, matrix
     const auto& s = weight.storage();
     detail::check_integer_shapes(s.rows, s.cols, x, y);
     detail::require_finite_nonempty(x, "activations");
+    const index_t block_cols = integer_activation_cols<Codec>(s);
     std::vector<std::int8_t> codes(static_cast<std::size_t>(s.cols));
+    std::vector<float> scales(static_cast<std::size_t>((s.cols + block_cols - 1) / block_cols));
     for (index_t b = 0; b < x.rows(); ++b) {
-      const float x_scale = quantize_activation_row(
-          std::span<const float>(x.row(b).data(), static_cast<std::size_t>(s.cols)), codes);
+      quantize_activation_row(std::span<const float>(x.row(b).data(), static_cast<std::size_t>(s.cols)), block_cols,
+                              codes, scales);
       for (index_t r = 0; r < s.rows; ++r)
-        y(b, r) = detail::integer_dot_ref(s, r, codes.data(), x_scale);
+        y(b, r) = detail::integer_dot_ref(s, r, codes.data(), scales.data(), block_cols);
     }
   }
 }
@@ -193,7 +210,7 @@ void integer_gemv(const encoded_matrix<Codec>& weight, matrix_view x, matrix_ref
   detail::check_integer_shapes(s.rows, s.cols, x, y);
   const integer_panels<Codec> w(s);
   int8_activations a;
-  a.quantize(x, w.block_cols());
+  a.quantize(x, w.activation_cols());
   integer_rows(w, a, 0, s.rows, y);
 }
 

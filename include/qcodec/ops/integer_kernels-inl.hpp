@@ -115,14 +115,16 @@ inline integer_layout integer_layout_of(tag, int bits) {
 }
 
 /// Integer dot products of panel p's rows (those in [first, last)) with activation rows
-/// [b0, b0 + NB), written to y(b, r). Per lane (weight row) and fold block j:
-/// acc = sum (code - bias) q over the block, exact in int32 (integer_panels); acc - (offset -
-/// bias) * sum q = sum (code - offset) q is the block's exact integer dot product, converted
-/// to float (one rounding) and accumulated as total += value * s_block (one FMA). Padding
-/// columns add 0 (their activation codes are 0). y = s_x * total.
-/// Rounding: at most blocks + 2 FP32 roundings on any output (the conversion and the FMA of
-/// each block, compounded through the later FMAs, and the s_x product), each relative to a
-/// partial sum bounded by sum |x^ w^| / s_x, where x^ = s_x q.
+/// [b0, b0 + NB), written to y(b, r). Per lane (weight row) and activation block k (inside
+/// one weight block: a group, or the row) with weight scale s_w and offset z, and activation
+/// scale s_k: acc = sum (code - bias) q over block k, exact in int32 (integer_panels);
+/// acc - (z - bias) * sum q = sum (code - z) q is the block's exact integer dot product,
+/// converted to float (exact for blocks of up to 518 columns: 518 * 127 * 255 < 2^24; one
+/// rounding beyond) and accumulated as y += value * (s_w * s_k) (the scale product rounded
+/// once, one FMA). Padding columns add 0 (their activation codes are 0).
+/// Rounding: at most blocks + 2 FP32 roundings on any output (a block's conversion and scale
+/// product, then its FMA compounded through the later FMAs), each relative to a partial sum
+/// bounded by sum |x^ w^|, where x^ = s_k q.
 template <class Codec, int NB>
 void integer_panel(const integer_panels<Codec>& w, const int8_activations& a, index_t b0, index_t p,
                    index_t first, index_t last, matrix_ref& y) {
@@ -139,9 +141,12 @@ void integer_panel(const integer_panels<Codec>& w, const int8_activations& a, in
   const std::int8_t* q[NB];
   for (int i = 0; i < NB; ++i) q[i] = a.codes(b0 + i);
   const std::uint8_t* codes = w.codes(p);
+  const index_t block_steps = w.activation_cols() / panels::step_cols;
+  const index_t blocks = (w.steps() + block_steps - 1) / block_steps;
+  const index_t blocks_per_weight_block = (w.block_cols() + w.activation_cols() - 1) / w.activation_cols();
   typename backend::float_vector total[NB];
   for (int i = 0; i < NB; ++i) total[i] = backend::float_zero();
-  for (index_t j = 0; j < w.blocks(); ++j) {
+  for (index_t k = 0; k < blocks; ++k) {
     typename backend::int_vector acc[sets][NB];
     for (int u = 0; u < sets; ++u)
       for (int i = 0; i < NB; ++i) acc[u][i] = backend::int_zero();
@@ -154,25 +159,26 @@ void integer_panel(const integer_panels<Codec>& w, const int8_activations& a, in
           acc[u][i] = integer_quads::template dot_quad<bits>(acc[u][i], quad, q[i] + t * panels::step_cols + 4 * h);
       }
     };
-    const index_t t1 = std::min(w.steps(), (j + 1) * w.block_cols() / panels::step_cols);
-    index_t t = j * w.block_cols() / panels::step_cols;
+    const index_t t1 = std::min(w.steps(), (k + 1) * block_steps);
+    index_t t = k * block_steps;
     for (; t + sets <= t1; t += sets)
       for (int u = 0; u < sets; ++u) step(t + u, u);
     for (; t < t1; ++t) step(t, 0);
+    const index_t j = k / blocks_per_weight_block;
     const auto scales = backend::load(w.scales(p, j));
     const auto offsets = backend::load_ints(w.offsets(p, j));
     for (int i = 0; i < NB; ++i) {
       auto sum = acc[0][i];
       for (int u = 1; u < sets; ++u) sum = backend::int_add(sum, acc[u][i]);
-      const auto centred = backend::int_sub(sum, backend::int_multiply(offsets, backend::int_splat(a.sum(b0 + i, j))));
-      total[i] = backend::fmadd(backend::to_float(centred), scales, total[i]);
+      const auto centred = backend::int_sub(sum, backend::int_multiply(offsets, backend::int_splat(a.sum(b0 + i, k))));
+      total[i] = backend::fmadd(backend::to_float(centred), backend::multiply(scales, a.scale(b0 + i, k)), total[i]);
     }
   }
   const index_t top = p * panel_rows;
   const index_t l0 = std::max<index_t>(0, first - top), l1 = std::min(panel_rows, last - top);
   alignas(64) float lanes[panel_rows];
   for (int i = 0; i < NB; ++i) {
-    backend::store(lanes, backend::multiply(total[i], a.scale(b0 + i)));
+    backend::store(lanes, total[i]);
     for (index_t l = l0; l < l1; ++l) y(b0 + i, top + l) = lanes[l];
   }
 }
