@@ -6,6 +6,8 @@ qcodec_add_test(test_safetensors test_safetensors.cpp)
 target_link_libraries(test_safetensors PRIVATE nlohmann_json::nlohmann_json)
 qcodec_add_test(test_grid test_grid.cpp)
 target_link_libraries(test_grid PRIVATE nlohmann_json::nlohmann_json)
+qcodec_add_test(test_load_linear test_load_linear.cpp)
+target_link_libraries(test_load_linear PRIVATE nlohmann_json::nlohmann_json)
 
 # The Python client check: the reference `safetensors` package (PyPI) lists a file we wrote
 # and a numpy decoder written from docs/safetensors_layout.md matches ours bit for bit. The

@@ -30,6 +30,7 @@
 #include "qcodec/io/mapped_copy.hpp"
 #include "qcodec/io/safetensors.hpp"
 #include "synthetic_weights.hpp"
+#include "temp_dir.hpp"
 #include "tested_codecs.hpp"
 
 namespace fs = std::filesystem;
@@ -39,17 +40,8 @@ using qcodec::io::dtype;
 namespace {
 
 /// A fresh directory per test case, removed afterwards.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("qcodec_test_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-  fs::path operator/(const std::string& name) const { return path / name; }
+struct temp_dir : test::temp_dir {
+  temp_dir() : test::temp_dir("qcodec_test_safetensors") {}
 };
 
 std::vector<char> read_bytes(const fs::path& path) {

@@ -21,3 +21,4 @@
 #include "qcodec/codecs/codec_list.hpp"
 #include "qcodec/codecs/encode_validated.hpp"
 #include "qcodec/ops/dual_stream_linear.hpp"
+#include "qcodec/ops/any_linear.hpp"
