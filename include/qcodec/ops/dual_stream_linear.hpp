@@ -14,14 +14,14 @@
 /// splits and rotations over them): every batch size is served by the SIMD integer kernel of
 /// ops/integer_gemv.hpp — activations quantized once per forward to int8 in blocks along K
 /// (activation_block_cols: 32 columns against INT8 weights, 128 against INT4, one scale
-/// each), integer dot products (vpdpbusd
-/// where present) against a copy of the codes repacked at construction
-/// (ops/integer_panels.hpp, about as many bytes as the codes again), row tiles sized to the
-/// L2 cache — then the sparse product and bias below. Its error is the activation rounding
-/// bounded in that header (at most half an activation step of each block times the weights
-/// it meets) plus the kernel's FP32 roundings (at most activation blocks + 2, stated at
-/// detail::integer_panel). `set_integer_domain(false)` frees the copy and selects
-/// the FP32 paths, for callers who need the FP32 accumulation bound.
+/// each), integer dot products (vpdpbusd where present) against a copy of the codes
+/// repacked at construction (ops/integer_panels.hpp, about as many bytes as the codes
+/// again), row tiles sized to the L2 cache — then the sparse product and bias below. Its
+/// error is the activation rounding bounded in that header (at most half an activation step
+/// of each block times the weights it meets) plus the kernel's FP32 roundings (at most
+/// activation blocks + 2, stated at detail::integer_panel). `set_integer_domain(false)`
+/// frees the copy and selects the FP32 paths, for callers who need the FP32 accumulation
+/// bound.
 ///
 /// FP32 paths (every other codec; integer codecs after set_integer_domain(false)): codes are
 /// decoded to FP32 first (codec at rest). Per tile:

@@ -24,9 +24,9 @@
 namespace qcodec::inline QCODEC_ABI {
 
 /// Columns per activation scale (ops/integer_gemv.hpp) against weights of `Bits`-bit codes:
-/// 32 for INT8, whose own error is small enough that the activations' shows (2–5 dB of output
+/// 32 for INT8, whose own error is small enough that the activations' shows (3–5 dB of output
 /// SNR over blocks of 128 with outlier channels), 128 for INT4, where blocks of 32 gain at
-/// most 0.2 dB and cost 10–40% of the time (bench/RESULTS.md, "Integer path: activation
+/// most 0.2 dB and cost 15–35% of the time (bench/RESULTS.md, "Integer path: activation
 /// blocks").
 template <int Bits>
 inline constexpr index_t activation_block_cols = Bits == 8 ? 32 : 128;
