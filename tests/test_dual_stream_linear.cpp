@@ -15,6 +15,7 @@
 #include <qcodec/ops/dual_stream_linear.hpp>
 
 #include "quantized_activations.hpp"
+#include "targets.hpp"
 #include "synthetic_weights.hpp"
 
 #if QCODEC_USE_OPENMP
@@ -199,10 +200,41 @@ TEMPLATE_LIST_TEST_CASE("alpha switches streams without re-encoding", "[op]", op
   CHECK_THROWS_AS(op.set_alpha(std::nanf("")), qcodec::error);
 }
 
-TEMPLATE_TEST_CASE("the ortho stream adds exactly its stated sums: y + alpha * (column-order FP32 sum) + bias",
+namespace {
+
+/// The specification of the sparse product's sum for (x, r), restated: row r's entries in
+/// increasing column order, sum = fma(value, x[column], sum) from 0.
+float column_order_fma_sum(const ortho_stream& o, index_t r, const float* x) {
+  float sum = 0;
+  index_t previous = -1;
+  o.for_each_in_row(r, [&](index_t c, float v) {
+    REQUIRE(c > previous);
+    previous = c;
+    sum = std::fma(v, x[c], sum);
+  });
+  return sum;
+}
+
+/// Counts the outputs of `op` (alpha, bias) that differ from y_base + the stated sparse product.
+template <class Op>
+index_t ortho_mismatches(const Op& op, const row_matrix& x, const row_matrix& y, const row_matrix& y_base) {
+  index_t mismatches = 0;
+  for (index_t b = 0; b < x.rows(); ++b)
+    for (index_t r = 0; r < y.cols(); ++r) {
+      float expected = std::fma(op.alpha(), column_order_fma_sum(op.ortho(), r, x.row(b).data()), y_base(b, r));
+      if (!op.bias().empty()) expected += op.bias()[static_cast<std::size_t>(r)];
+      mismatches += y(b, r) != expected;
+    }
+  return mismatches;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("the ortho stream adds exactly its stated sums: fma(alpha, column-order FMA chain, y) + bias",
                    "[op][outlier_split]", (outlier_split<linear<4, per_group<128>>>), outlier_split<linear<8>>) {
-  // 37 rows (not a multiple of any interleave), batch 1 (its own loop) and 19 (past one chunk
-  // of 16), every path. The base alone comes from the same op at alpha = 0 without bias.
+  // 37 rows (not a multiple of the 4 rows summed together), batch 1 (one lane), 8, 19 and 40
+  // (ragged vectors of 4, 8 and 16 lanes, several passes), every path, every target. The base
+  // alone comes from the same op at alpha = 0 without bias.
   const row_matrix w = synthetic_weights(37, 300, weight_family::outlier_columns, 31);
   const auto encoded = TestType{}.encode(w);
   std::vector<float> bias(37);
@@ -210,33 +242,48 @@ TEMPLATE_TEST_CASE("the ortho stream adds exactly its stated sums: y + alpha * (
   dual_stream_linear<TestType> op(encoded, bias), base(encoded);
   REQUIRE(op.ortho().nnz() > 37);
   // A power of two, large enough that alpha * sum outweighs the base: a sum rounded in any
-  // other order (or fused) moves y.
-  const float alpha = 65536.0f;
-  op.set_alpha(alpha);
+  // other order (or not fused) moves y.
+  op.set_alpha(65536.0f);
   base.set_alpha(0);
-  for (index_t batch : {1, 19}) {
-    const row_matrix x = random_activations(batch, 300, 33 + static_cast<unsigned>(batch));
-    for (bool integer : {false, true}) {
-      for (index_t gemv_max : {index_t{0}, batch}) {
-        op.set_integer_domain(integer);
-        base.set_integer_domain(integer);
-        op.set_gemv_max_batch(gemv_max);
-        base.set_gemv_max_batch(gemv_max);
-        row_matrix y(batch, 37), y_base(batch, 37);
-        op.forward(x, y);
-        base.forward(x, y_base);
-        index_t mismatches = 0;
-        for (index_t b = 0; b < batch; ++b)
-          for (index_t r = 0; r < 37; ++r) {
-            const float expected = y_base(b, r) + alpha * op.ortho().dot_row(r, x.row(b).data()) +
-                                   bias[static_cast<std::size_t>(r)];
-            mismatches += y(b, r) != expected;
-          }
-        CAPTURE(batch, integer, gemv_max);
-        CHECK(mismatches == 0);
+  test::for_each_target([&](simd::target) {
+    for (index_t batch : {1, 8, 19, 40}) {
+      const row_matrix x = random_activations(batch, 300, 33 + static_cast<unsigned>(batch));
+      for (bool integer : {false, true}) {
+        for (index_t gemv_max : {index_t{0}, batch}) {
+          op.set_integer_domain(integer);
+          base.set_integer_domain(integer);
+          op.set_gemv_max_batch(gemv_max);
+          base.set_gemv_max_batch(gemv_max);
+          row_matrix y(batch, 37), y_base(batch, 37);
+          op.forward(x, y);
+          base.forward(x, y_base);
+          CAPTURE(batch, integer, gemv_max);
+          CHECK(ortho_mismatches(op, x, y, y_base) == 0);
+        }
       }
     }
-  }
+  });
+}
+
+TEST_CASE("the ortho stream's sums with 32-bit column indices (more than 65536 columns)", "[op][outlier_split]") {
+  using split = outlier_split<linear<8>>;
+  const row_matrix w = synthetic_weights(6, 65600, weight_family::outlier_columns, 37);
+  const auto encoded = split{}.encode(w);
+  REQUIRE(encoded.storage().ortho.columns16.empty());
+  REQUIRE(encoded.storage().ortho.columns32.size() > 6);
+  dual_stream_linear<split> op(encoded, std::vector<float>(6, 0.5f)), base(encoded);
+  op.set_alpha(65536.0f);
+  base.set_alpha(0);
+  test::for_each_target([&](simd::target) {
+    for (index_t batch : {1, 19}) {
+      const row_matrix x = random_activations(batch, 65600, 41);
+      row_matrix y(batch, 6), y_base(batch, 6);
+      op.forward(x, y);
+      base.forward(x, y_base);
+      CAPTURE(batch);
+      CHECK(ortho_mismatches(op, x, y, y_base) == 0);
+    }
+  });
 }
 
 TEMPLATE_LIST_TEST_CASE("forward is bit-identical for 1 and 2 threads", "[op]", op_codecs) {

@@ -69,49 +69,17 @@ struct ortho_stream {
     return decoded;
   }
 
-  /// for_each_in_row with the values read from `decoded` (decoded_values()): the same calls.
-  template <class F>
-  void for_each_in_row(index_t r, const std::vector<float>& decoded, F&& f) const {
-    if (values.empty()) return;
-    for_each_entry(r, [&](std::size_t e) { return decoded[e]; }, f);
-  }
-
-  /// Calls f(std::integral_constant<int, i>, column, value) for the entries of rows r + i,
-  /// i < N, the values read from `decoded`: each row's entries in increasing column order, the
-  /// rows in turn (entry k of each, then k + 1), so that per-row sums accumulate as N
-  /// independent chains in the order for_each_in_row gives.
-  template <int N, class F>
-  void for_each_in_rows(index_t r, const std::vector<float>& decoded, F&& f) const {
-    if (values.empty()) return;
-    std::size_t first[N], length[N], shortest = std::numeric_limits<std::size_t>::max();
-    for (int i = 0; i < N; ++i) {
-      first[i] = row_offsets[static_cast<std::size_t>(r + i)];
-      length[i] = row_offsets[static_cast<std::size_t>(r + i) + 1] - first[i];
-      shortest = std::min(shortest, length[i]);
-    }
-    const auto walk = [&](const auto* columns) {
-      const auto call = [&]<int I>(std::integral_constant<int, I> row, std::size_t k) {
-        f(row, static_cast<index_t>(columns[first[I] + k]), decoded[first[I] + k]);
-      };
-      [&]<int... I>(std::integer_sequence<int, I...>) {
-        for (std::size_t k = 0; k < shortest; ++k) (call(std::integral_constant<int, I>{}, k), ...);
-        ((void)[&] { for (std::size_t k = shortest; k < length[I]; ++k) call(std::integral_constant<int, I>{}, k); }(), ...);
-      }(std::make_integer_sequence<int, N>{});
-    };
-    if (narrow_columns(cols)) walk(columns16.data());
-    else walk(columns32.data());
-  }
-
   /// Adds rows [first, last) of the stream to `out` (row-major, cols floats per row).
   void add_rows(index_t first, index_t last, float* out) const {
     for (index_t r = first; r < last; ++r, out += cols)
       for_each_in_row(r, [&](index_t c, float v) { out[c] += v; });
   }
 
-  /// Sum over the entries of row r of value * x[column], accumulated in order in FP32.
+  /// Sum over the entries of row r of value * x[column]: an FP32 FMA chain in column order,
+  /// sum = fma(value, x[column], sum) from 0 (the op's sparse product, ops/ortho_product.hpp).
   float dot_row(index_t r, const float* x) const {
     float sum = 0;
-    for_each_in_row(r, [&](index_t c, float v) { sum += v * x[c]; });
+    for_each_in_row(r, [&](index_t c, float v) { sum = std::fma(v, x[c], sum); });
     return sum;
   }
 

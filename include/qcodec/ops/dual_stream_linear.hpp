@@ -34,8 +34,10 @@
 /// With the opt-in cache, tiles are read from a decoded copy of B instead of decoding: same
 /// tiles, same arithmetic, same bits (QINS's fused decode-dot decodes anyway: its 1-byte codes
 /// stream faster than the 4-byte cache, see qins::dot_row).
-/// Every path then adds alpha · x · Oᵀ for the tile's rows (sparse, FP32, in column order)
-/// and the bias.
+/// After every path, one pass over all output rows adds alpha · x · Oᵀ and then the bias
+/// (ops/ortho_product.hpp: each sum an FP32 FMA chain in column order, the same bits on every
+/// target; activations in slabs of 16 rows of xᵀ that stay in the L2 cache through the pass);
+/// without an ortho stream the tiles add the bias.
 
 #include <algorithm>
 #include <cmath>
@@ -59,6 +61,7 @@
 #include "qcodec/core/matrix.hpp"
 #include "qcodec/ops/aligned_buffer.hpp"
 #include "qcodec/ops/integer_gemv.hpp"
+#include "qcodec/ops/ortho_product.hpp"
 
 #if QCODEC_USE_OPENMP
 #  include <omp.h>
@@ -186,14 +189,16 @@ class dual_stream_linear {
   }
 
  private:
-  /// The forward of the base stream on x (rotated already for rotated codecs).
+  /// The forward on x (rotated already for rotated codecs): the dense stream B, then the
+  /// sparse one.
   void forward_base(matrix_view x, matrix_ref y) {
+    forward_dense(x, y);
+    if (uses_ortho()) add_ortho(x, y);
+  }
+
+  /// y = x · Bᵀ (+ bias unless the sparse product follows) on the path the header names.
+  void forward_dense(const matrix_view& x, matrix_ref& y) {
     const index_t batch = x.rows();
-    if (uses_ortho()) {
-      // xᵀ; for batch > 1 padded with zero columns to whole chunks of finish_rows.
-      ortho_x_.setZero(x.cols(), batch == 1 ? 1 : (batch + ortho_chunk - 1) / ortho_chunk * ortho_chunk);
-      ortho_x_.leftCols(batch) = x.transpose();
-    }
     if constexpr (integer_codec<base_codec>)
       if (panels_) return forward_integer(x, y);
     reserve_workspaces(detail::op_thread_count());
@@ -317,69 +322,67 @@ class dual_stream_linear {
     y.middleCols(first, last - first).noalias() = x * tile.transpose();
   }
 
-  /// Adds alpha · x · Oᵀ and the bias to the output columns [first, last). Each (b, r): the
-  /// row's entries v x(b, c) summed in column order in FP32 (ortho_stream::dot_row), then
-  /// y + alpha * sum + bias. The entries are decoded once, at construction (ortho_values_),
-  /// and read once per `chunk` rows of x, from xᵀ (ortho_x_: one entry's activations
-  /// contiguous, every lane of a chunk summed, the padding's unused); one activation row takes
-  /// finish_rows_of_one.
-  void finish_rows(matrix_ref& y, index_t first, index_t last) const {
-    const bool sparse = uses_ortho();
-    if (!sparse && bias_.empty()) return;
-    constexpr index_t chunk = ortho_chunk;
-    const index_t batch = y.rows();
-    if (batch == 1 && sparse) return finish_rows_of_one(y, first, last);
-    for (index_t b0 = 0; b0 < batch; b0 += chunk) {
-      const index_t rows = std::min(chunk, batch - b0);
-      for (index_t r = first; r < last; ++r) {
-        float sum[chunk] = {};
-        if (sparse)
-          ortho_.for_each_in_row(r, ortho_values_, [&](index_t c, float v) {
-            const float* xc = ortho_x_.data() + c * ortho_x_.cols() + b0;
-            for (index_t b = 0; b < chunk; ++b) sum[b] += v * xc[b];  // all lanes: one vector loop
-          });
-        for (index_t b = 0; b < rows; ++b) {
-          float value = y(b0 + b, r);
-          if (sparse) value += alpha_ * sum[b];
-          if (!bias_.empty()) value += bias_[static_cast<std::size_t>(r)];
-          y(b0 + b, r) = value;
-        }
+  /// x as the sparse product reads it (ops/ortho_product.hpp): x itself at batch 1, else xᵀ
+  /// in slabs of ortho_chunk_rows activation rows, the last one zero-padded.
+  const float* ortho_activations(const matrix_view& x) {
+    const index_t batch = x.rows(), cols = in_features();
+    if (batch == 1) return x.row(0).data();
+    const index_t slabs = (batch + ortho_chunk_rows - 1) / ortho_chunk_rows;
+    ortho_x_.reserve(static_cast<std::size_t>(slabs * cols * ortho_chunk_rows));
+    for (index_t j = 0; j < slabs; ++j) {
+      float* slab = ortho_x_.data() + j * cols * ortho_chunk_rows;
+      const index_t rows = std::min(ortho_chunk_rows, batch - j * ortho_chunk_rows);
+      for (index_t c = 0; c < cols; ++c) {
+        for (index_t i = 0; i < rows; ++i) slab[c * ortho_chunk_rows + i] = x(j * ortho_chunk_rows + i, c);
+        for (index_t i = rows; i < ortho_chunk_rows; ++i) slab[c * ortho_chunk_rows + i] = 0;
       }
     }
+    return ortho_x_.data();
   }
 
-  /// finish_rows for one activation row, the sums of `interleaved` rows at once (independent
-  /// add chains, the latency that bounds one row's), each in column order: the same bits.
-  void finish_rows_of_one(matrix_ref& y, index_t first, index_t last) const {
-    constexpr int interleaved = 4;
-    const float* x = ortho_x_.data();  // one column: x itself
-    const auto finish = [&](index_t r, float sum) {
-      float value = y(0, r) + alpha_ * sum;
-      if (!bias_.empty()) value += bias_[static_cast<std::size_t>(r)];
-      y(0, r) = value;
+  /// y += alpha · x · Oᵀ, then the bias (ops/ortho_product.hpp), after the base stream: each
+  /// thread takes a contiguous range of output rows (every sum is computed whole by one
+  /// thread, so the bits do not depend on the count).
+  void add_ortho(const matrix_view& x, matrix_ref& y) {
+    const float* activations = ortho_activations(x);
+    const auto run = [&](const auto* columns) {
+      const ortho_product product{ortho_.row_offsets.data(),
+                                  columns,
+                                  ortho_values_.data(),
+                                  activations,
+                                  in_features(),
+                                  x.rows(),
+                                  alpha_,
+                                  bias_.empty() ? nullptr : bias_.data(),
+                                  y.data(),
+                                  y.outerStride()};
+      const int threads = static_cast<int>(std::min<index_t>(detail::op_thread_count(), out_features()));
+#if QCODEC_USE_OPENMP
+#  pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+      for (int t = 0; t < threads; ++t) {
+        const index_t first = out_features() * t / threads, last = out_features() * (t + 1) / threads;
+        simd::dispatch([&](auto target) { ortho_product_rows(target, product, first, last); });
+      }
     };
-    index_t r = first;
-    for (; r + interleaved <= last; r += interleaved) {
-      float sum[interleaved] = {};
-      ortho_.for_each_in_rows<interleaved>(r, ortho_values_, [&](auto i, index_t c, float v) { sum[i] += v * x[c]; });
-      for (int i = 0; i < interleaved; ++i) finish(r + i, sum[i]);
-    }
-    for (; r < last; ++r) {
-      float sum = 0;
-      ortho_.for_each_in_row(r, ortho_values_, [&](index_t c, float v) { sum += v * x[c]; });
-      finish(r, sum);
-    }
+    if (ortho_stream::narrow_columns(in_features())) run(ortho_.columns16.data());
+    else run(ortho_.columns32.data());
   }
 
-  /// Activation rows of one pass of finish_rows over the ortho stream.
-  static constexpr index_t ortho_chunk = 8;
+  /// Adds the bias to the output columns [first, last) of every path's tiles, unless the
+  /// sparse product follows (it adds the bias after its sums).
+  void finish_rows(matrix_ref& y, index_t first, index_t last) const {
+    if (bias_.empty() || uses_ortho()) return;
+    for (index_t b = 0; b < y.rows(); ++b)
+      for (index_t r = first; r < last; ++r) y(b, r) += bias_[static_cast<std::size_t>(r)];
+  }
 
   bool uses_ortho() const { return alpha_ != 0 && ortho_.nnz() > 0; }
 
   encoded_matrix<base_codec> base_;
   ortho_stream ortho_;
   std::vector<float> ortho_values_;  // ortho_.decoded_values(): each FP16 entry converted once
-  row_matrix ortho_x_;               // xᵀ (in_features x batch, zero-padded) for the sparse product
+  detail::aligned_buffer ortho_x_;   // xᵀ in slabs for the sparse product (ortho_activations)
   std::vector<std::uint8_t> rotation_signs_;  // rotated codecs: the signs x is rotated by
   row_matrix rotated_x_;
   std::vector<float> bias_;
