@@ -87,6 +87,24 @@ if(TARGET qcodec_quantize AND TARGET qcodec_inspect)
   # OUTPUT the INPUT file, by its name or another path to it: refused before anything is read.
   qcodec_cli_failure(output_is_input "OUTPUT '.*model.safetensors' is INPUT.*usage"
     ${quantize} ${model} ${cli_dir}/../cli/model.safetensors)
+  # --in-place: OUTPUT == INPUT allowed, still atomic (a failure leaves the model intact).
+  add_test(NAME cli.quantize.in_place COMMAND ${CMAKE_COMMAND} -DQUANTIZE=${quantize}
+    -DINSPECT=$<TARGET_FILE:qcodec_inspect> -DMODEL=${model} -DDIR=${cli_dir}/in_place
+    -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_in_place.cmake)
+  set_tests_properties(cli.quantize.in_place PROPERTIES FIXTURES_REQUIRED qcodec_cli_model TIMEOUT 120)
+  # The summary's bpw of the quantized tensors: int8 per row on the fixture's 2 x (160x160,
+  # 160x160, 330x160, 160x330) weights = (313600 code bytes + 1620 F32 scales) * 8 / 313600.
+  qcodec_cli_run(cli.quantize.summary_bpw zero
+    "tensors quantized with int8, [0-9]+ kept; [0-9]+ -> [0-9]+ bytes.*quantized tensors: 8\\.165 bpw \\(320080 encoded bytes for 313600 weights\\)"
+    ${quantize} ${model} ${cli_dir}/model.summary_bpw.safetensors --codec=int8 --quiet)
+  # A per-tensor-scale codec: a warning on stderr naming the MiniLM measurement and the cure;
+  # --help mentions --in-place, the warning and the summary's bpw.
+  qcodec_cli_run(cli.quantize.per_tensor_warning zero
+    "warning: 'int4-tensor' has one scale per tensor: per-tensor scales collapse real[^\n]*\n[^\n]*cosine 0\\.54[^\n]*all-MiniLM-L6-v2[^\n]*int4-tensor.*per-row or per-group codec"
+    ${quantize} ${model} ${cli_dir}/model.per_tensor.safetensors --codec int4-tensor --quiet)
+  qcodec_cli_run(cli.quantize.help zero
+    "Per-tensor-scale codecs.*a warning: one scale per matrix collapses real models.*--in-place +allow OUTPUT to be INPUT.*summary gives.*bpw of the quantized"
+    ${quantize} --help)
   # Not a terminal (ctest captures the output): no progress frames, no carriage return.
   qcodec_cli_run(cli.quantize.no_progress_frames zero "^[^\r]*verify: 16 tensors checked, 0 bad[^\r]*$"
     ${quantize} ${model} ${cli_dir}/model.no_progress.safetensors --codec int8 --verify)
