@@ -47,23 +47,22 @@ struct ortho_one_lane {
 };
 
 /// The sums of `Rows` output rows from r on over the activation rows of `x` (a slab, or x
-/// itself): entry k of each row, then k + 1, each row's entries in column order.
+/// itself): entry k of each row, then k + 1, each row's entries in column order. The rows are
+/// unrolled at compile time, so the sums stay in registers.
 template <class Lanes, int Rows, class Column>
-void ortho_row_sums(const ortho_product<Column>& p, const float* x, index_t r, typename Lanes::vector (&sums)[Rows]) {
-  std::uint32_t first[Rows], length[Rows], shortest = ~std::uint32_t{0};
-  for (int i = 0; i < Rows; ++i) {
-    sums[i] = Lanes::zero();
-    first[i] = p.row_offsets[r + i];
-    length[i] = p.row_offsets[r + i + 1] - first[i];
-    shortest = std::min(shortest, length[i]);
-  }
-  const auto step = [&](int i, std::uint32_t e) {
-    sums[i] = Lanes::fma(p.values[e], x + static_cast<index_t>(p.columns[e]) * Lanes::width, sums[i]);
-  };
-  for (std::uint32_t k = 0; k < shortest; ++k)
-    for (int i = 0; i < Rows; ++i) step(i, first[i] + k);
-  for (int i = 0; i < Rows; ++i)
-    for (std::uint32_t k = shortest; k < length[i]; ++k) step(i, first[i] + k);
+void ortho_row_sums(const ortho_product<Column>& p, const float* x, index_t r, typename Lanes::vector (&out)[Rows]) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    typename Lanes::vector sums[Rows] = {(static_cast<void>(I), Lanes::zero())...};
+    const std::uint32_t first[Rows] = {p.row_offsets[r + I]...};
+    const std::uint32_t length[Rows] = {(p.row_offsets[r + I + 1] - first[I])...};
+    const std::uint32_t shortest = std::min({length[I]...});
+    const auto step = [&](typename Lanes::vector& sum, std::uint32_t e) {
+      sum = Lanes::fma(p.values[e], x + static_cast<index_t>(p.columns[e]) * Lanes::width, sum);
+    };
+    for (std::uint32_t k = 0; k < shortest; ++k) (step(sums[I], first[I] + k), ...);
+    ((void)[&] { for (std::uint32_t k = shortest; k < length[I]; ++k) step(sums[I], first[I] + k); }(), ...);
+    ((out[I] = sums[I]), ...);
+  }(std::make_integer_sequence<int, Rows>{});
 }
 
 /// y(b0 + j, r) = fma(alpha, sum_j, y(b0 + j, r)) + bias[r] for j < count.

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "qcodec/config.hpp"
 #include "qcodec/core/index.hpp"
