@@ -286,6 +286,38 @@ TEST_CASE("the ortho stream's sums with 32-bit column indices (more than 65536 c
   });
 }
 
+TEMPLATE_LIST_TEST_CASE("the decode-then-GEMM path is one FMA chain per output in column order, on every target",
+                        "[op]", op_codecs) {
+  // Its stated sums (ops/slab_products.hpp), restated over the decoded base: y(b, r) = the
+  // chain sum = fma(w(r, k), x(b, k), sum) over k = 0 .. cols - 1, plus the bias. 45 rows
+  // (not a multiple of 6 or 12 rows together), 300 columns (past one 256-column block),
+  // batch 1, 17 and 33 (ragged slabs); alpha 0 (the sparse product has its own test).
+  const row_matrix w = synthetic_weights(45, 300, weight_family::heavy_tailed, 43);
+  std::vector<float> bias(45);
+  for (std::size_t r = 0; r < bias.size(); ++r) bias[r] = 0.02f * static_cast<float>(r) - 0.3f;
+  dual_stream_linear<TestType> op(TestType{}.encode(w), bias);
+  use_fp32_paths(op);
+  op.set_alpha(0);
+  op.set_gemv_max_batch(0);
+  const row_matrix decoded = op.base().decode();
+  test::for_each_target([&](simd::target) {
+    for (index_t batch : {1, 17, 33}) {
+      const row_matrix x = random_activations(batch, 300, 45 + static_cast<unsigned>(batch));
+      row_matrix y(batch, 45);
+      op.forward(x, y);
+      index_t mismatches = 0;
+      for (index_t b = 0; b < batch; ++b)
+        for (index_t r = 0; r < 45; ++r) {
+          float sum = 0;
+          for (index_t k = 0; k < 300; ++k) sum = std::fma(decoded(r, k), x(b, k), sum);
+          mismatches += y(b, r) != sum + bias[static_cast<std::size_t>(r)];
+        }
+      CAPTURE(codec_traits<TestType>::name, batch);
+      CHECK(mismatches == 0);
+    }
+  });
+}
+
 TEMPLATE_LIST_TEST_CASE("forward is bit-identical for 1 and 2 threads", "[op]", op_codecs) {
   const row_matrix w = synthetic_weights(150, 130, weight_family::heavy_tailed, 21);
   dual_stream_linear<TestType> op(TestType{}.encode(w), std::vector<float>(150, 0.25f));

@@ -30,13 +30,16 @@
 ///    QINS reads them in the order its decode produces, reordered once per forward); the FP32
 ///    weight is never materialised;
 ///  - larger batches (tiled decode-then-GEMM): a taller tile (sized to the L2 cache) is decoded
-///    and multiplied with Eigen's GEMM, run sequentially inside the tile loop.
+///    and multiplied with x by the SIMD kernel of ops/slab_products.hpp (x transposed in slabs
+///    of 16 rows once per forward; each output one FMA chain in column order, the same bits
+///    on every target; no Eigen GEMM, whose kernels are fixed by the flags of the unit that
+///    includes qcodec: SSE2 in a baseline build).
 /// With the opt-in cache, tiles are read from a decoded copy of B instead of decoding: same
 /// tiles, same arithmetic, same bits (QINS's fused decode-dot decodes anyway: its 1-byte codes
 /// stream faster than the 4-byte cache, see qins::dot_row).
 /// After every path, one pass over all output rows adds alpha · x · Oᵀ and then the bias
-/// (ops/ortho_product.hpp: each sum an FP32 FMA chain in column order, the same bits on every
-/// target; activations in slabs of 16 rows of xᵀ that stay in the L2 cache through the pass);
+/// (ops/slab_products.hpp: each sum an FP32 FMA chain in column order, the same bits on every
+/// target; a slab stays in the L2 cache through the pass);
 /// without an ortho stream the tiles add the bias.
 
 #include <algorithm>
@@ -61,7 +64,7 @@
 #include "qcodec/core/matrix.hpp"
 #include "qcodec/ops/aligned_buffer.hpp"
 #include "qcodec/ops/integer_gemv.hpp"
-#include "qcodec/ops/ortho_product.hpp"
+#include "qcodec/ops/slab_products.hpp"
 
 #if QCODEC_USE_OPENMP
 #  include <omp.h>
@@ -192,6 +195,9 @@ class dual_stream_linear {
   /// The forward on x (rotated already for rotated codecs): the dense stream B, then the
   /// sparse one.
   void forward_base(matrix_view x, matrix_ref y) {
+    // x in slabs (ops/slab_products.hpp), once, for the dense tile product and the sparse one.
+    const bool dense_tiles = !integer_domain() && x.rows() > gemv_max_batch_;
+    if (dense_tiles || (uses_ortho() && x.rows() > 1)) to_slabs(x, slabs_);
     forward_dense(x, y);
     if (uses_ortho()) add_ortho(x, y);
   }
@@ -204,7 +210,12 @@ class dual_stream_linear {
     reserve_workspaces(detail::op_thread_count());
     if (batch > gemv_max_batch_) {
       for_each_tile(y, gemm_tile_rows_, [&](index_t first, index_t last) {
-        dense_gemm(x, y, first, last, tile_weights(first, last, workspaces_[detail::op_thread_index()].data()));
+        float* workspace = workspaces_[detail::op_thread_index()].data();
+        const tile_product product{slabs_.data(), in_features(), batch,
+                                   tile_weights(first, last, workspace), last - first,
+                                   y.data(), y.outerStride(), first,
+                                   workspace + (last - first) * in_features()};
+        simd::dispatch([&](auto target) { tile_product_rows(target, product); });
       });
       return;
     }
@@ -232,9 +243,7 @@ class dual_stream_linear {
   }
 
   /// Runs compute(first, last) and then finish_rows on every tile of `tile_rows` output rows,
-  /// each tile on one thread. Every available thread joins, even when tiles < threads: inside
-  /// a team of two or more, Eigen runs each tile's GEMM sequentially, so its blocking never
-  /// depends on the count.
+  /// each tile on one thread.
   template <class Compute>
   void for_each_tile(matrix_ref& y, index_t tile_rows, Compute compute) const {
     const index_t tiles = (out_features() + tile_rows - 1) / tile_rows;
@@ -266,8 +275,10 @@ class dual_stream_linear {
 
   void reserve_workspaces(int threads) {
     if (static_cast<int>(workspaces_.size()) < threads) workspaces_.resize(static_cast<std::size_t>(threads));
+    // A decoded tile, then the dense tile product's partial sums.
     const index_t rows = std::min(out_features(), std::max(gemv_tile_rows_, gemm_tile_rows_));
-    for (auto& buffer : workspaces_) buffer.reserve(static_cast<std::size_t>(rows * in_features()));
+    for (auto& buffer : workspaces_)
+      buffer.reserve(static_cast<std::size_t>(rows * in_features() + gemm_tile_rows_ * slab_rows));
   }
 
   /// Rows [first, last) of B, row-major: from the cache, or decoded into `workspace`.
@@ -316,35 +327,11 @@ class dual_stream_linear {
     }
   }
 
-  void dense_gemm(const matrix_view& x, matrix_ref& y, index_t first, index_t last,
-                  const float* w) const {
-    const Eigen::Map<const row_matrix> tile(w, last - first, in_features());
-    y.middleCols(first, last - first).noalias() = x * tile.transpose();
-  }
-
-  /// x as the sparse product reads it (ops/ortho_product.hpp): x itself at batch 1, else xᵀ
-  /// in slabs of ortho_chunk_rows activation rows, the last one zero-padded.
-  const float* ortho_activations(const matrix_view& x) {
-    const index_t batch = x.rows(), cols = in_features();
-    if (batch == 1) return x.row(0).data();
-    const index_t slabs = (batch + ortho_chunk_rows - 1) / ortho_chunk_rows;
-    ortho_x_.reserve(static_cast<std::size_t>(slabs * cols * ortho_chunk_rows));
-    for (index_t j = 0; j < slabs; ++j) {
-      float* slab = ortho_x_.data() + j * cols * ortho_chunk_rows;
-      const index_t rows = std::min(ortho_chunk_rows, batch - j * ortho_chunk_rows);
-      for (index_t c = 0; c < cols; ++c) {
-        for (index_t i = 0; i < rows; ++i) slab[c * ortho_chunk_rows + i] = x(j * ortho_chunk_rows + i, c);
-        for (index_t i = rows; i < ortho_chunk_rows; ++i) slab[c * ortho_chunk_rows + i] = 0;
-      }
-    }
-    return ortho_x_.data();
-  }
-
-  /// y += alpha · x · Oᵀ, then the bias (ops/ortho_product.hpp), after the base stream: each
+  /// y += alpha · x · Oᵀ, then the bias (ops/slab_products.hpp), after the base stream: each
   /// thread takes a contiguous range of output rows (every sum is computed whole by one
   /// thread, so the bits do not depend on the count).
   void add_ortho(const matrix_view& x, matrix_ref& y) {
-    const float* activations = ortho_activations(x);
+    const float* activations = x.rows() == 1 ? x.row(0).data() : slabs_.data();
     const auto run = [&](const auto* columns) {
       const ortho_product product{ortho_.row_offsets.data(),
                                   columns,
@@ -382,7 +369,7 @@ class dual_stream_linear {
   encoded_matrix<base_codec> base_;
   ortho_stream ortho_;
   std::vector<float> ortho_values_;  // ortho_.decoded_values(): each FP16 entry converted once
-  detail::aligned_buffer ortho_x_;   // xᵀ in slabs for the sparse product (ortho_activations)
+  detail::aligned_buffer slabs_;     // x in slabs (forward_base)
   std::vector<std::uint8_t> rotation_signs_;  // rotated codecs: the signs x is rotated by
   row_matrix rotated_x_;
   std::vector<float> bias_;
