@@ -114,9 +114,11 @@ void ortho_product_rows(tag, const ortho_product<Column>& p, index_t first, inde
   else ortho_product_lanes<slab_lanes>(p, first, last);
 }
 
-/// Rows of the tile one pass of the dense product serves (its FMA chains): registers hold
-/// rows x (slab_rows / width) sums.
-inline constexpr int tile_rows_together = backend::width >= 16 ? 12 : 6;
+/// Rows of the tile one pass of the dense product serves (its FMA chains; registers hold rows x
+/// slab_rows / width sums), measured on a 32 x 4096 tile: AVX-512 8 rows 1.1-2x faster than 12,
+/// 16 or 24; AVX2 6 rows 1.05x faster than 4 (bench/RESULTS.md, "Decode-then-GEMM: the slab
+/// kernel").
+inline constexpr int tile_rows_together = backend::width >= 16 ? 8 : 6;
 /// Columns per block of the dense product: the slab's block is tile_block_cols · 64 bytes.
 inline constexpr index_t tile_block_cols = 256;
 
@@ -146,7 +148,8 @@ inline void tile_product_rows(tag, const tile_product& p) {
       const index_t k1 = std::min(p.cols, k0 + tile_block_cols);
       index_t r = 0;
       for (; r + together <= p.rows; r += together) tile_rows_block<together>(p, x, r, k0, k1);
-      for (; r < p.rows; ++r) tile_rows_block<1>(p, x, r, k0, k1);
+      for (; r + 2 <= p.rows; r += 2) tile_rows_block<2>(p, x, r, k0, k1);
+      if (r < p.rows) tile_rows_block<1>(p, x, r, k0, k1);
     }
     const index_t count = std::min(slab_rows, p.batch - b0);
     for (index_t j = 0; j < count; ++j)
