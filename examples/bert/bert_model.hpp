@@ -32,9 +32,11 @@ namespace qcodec::examples::bert {
 /// The codecs this engine compiles a layer for (a model file's encoded tensors must use one):
 /// the ladder the demo runs. An engine serving other codecs passes its own list to load().
 using served_codecs =
-    std::tuple<linear<8>, linear<8, per_group<32>, half>, linear<4, per_group<128>>, linear<4, per_group<32>, half>,
-               two_level<8, 32, symmetry::asymmetric>, grid<4, 16, grid_levels::fixed, 6, 256, 2>,
-               grid<4, 32, grid_levels::fixed, 5, 256, 2>, grid<3, 16, grid_levels::fixed, 6>>;
+    std::tuple<linear<8>, linear<8, per_group<32>, half>, two_level<8, 32, symmetry::asymmetric>,
+               outlier_split<linear<8>>, linear<4, per_group<128>>, linear<4, per_group<32>, half>,
+               grid<4, 16, grid_levels::fixed, 6, 256, 2>, rotated<grid<4, 16, grid_levels::fixed, 6>>,
+               grid<4, 32, grid_levels::fixed, 5, 256, 2>, outlier_split<grid<4, 32, grid_levels::fixed, 5, 256, 2>>,
+               grid<3, 16, grid_levels::fixed, 6>, rotated<grid<3, 16, grid_levels::fixed, 6>>>;
 
 /// What the weights do not say: the head count and LayerNorm's epsilon (config.json).
 struct bert_options {
