@@ -44,8 +44,10 @@ if [[ ! -f $model/model.safetensors || ! -f $model/vocab.txt ]]; then
 fi
 
 cmake --build "$build" --target qcodec_quantize qcodec_bert -j "$(nproc)"
-# ~8 bpw (integer path), ~4.5, ~4.25 (integer path and grid), ~3.5.
-codecs=(int8 grid4-2level-g16-q6-s256-t2 int4-g128 grid4-2level-g32-q5-s256-t2 grid3-2level-g16-q6-s256)
+# ~8 and ~8.5 bpw, ~4.5, ~4.25 (integer path and grid), ~3.5; int8 and int4-g128 run the
+# integer path.
+codecs=(int8 int8-2level-g32-q6-s256-asym grid4-2level-g16-q6-s256-t2 int4-g128 grid4-2level-g32-q5-s256-t2
+  grid3-2level-g16-q6-s256)
 quantized=()
 for codec in "${codecs[@]}"; do
   out=$cache/model.$codec.safetensors
