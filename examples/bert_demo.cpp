@@ -1,6 +1,7 @@
 // qcodec_bert: the reference BERT engine (examples/bert/) on a sentence-transformers model,
 // FP32 against quantized files: bpw of the linear layers, embedding cosine to FP32 (mean,
 // min), Spearman of the pairwise similarities against FP32, sentences/s at 1 and 2 threads.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,9 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#if defined(_OPENMP)
+#  include <omp.h>
+#endif
 
 #include "bert/bert_model.hpp"
 #include "bert/embedding_agreement.hpp"

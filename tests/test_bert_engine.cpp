@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <map>
+#include <numbers>
 #include <optional>
 #include <random>
 #include <span>
@@ -294,7 +295,7 @@ class reference_bert {
     for (index_t i = 0; i < x.v.size(); ++i) {
       const double v = x.v.data()[i];
       const double cdf = 0.5 * (1 + std::erf(v / std::sqrt(2.0)));
-      const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+      const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * std::numbers::pi);
       y.v.data()[i] = v * cdf;
       // d/dx x Φ(x) = Φ(x) + x φ(x); rounding: 3u |y| + 1.75u |x| (erf within 2u absolute).
       y.sd.data()[i] = std::abs(cdf + v * pdf) * x.sd.data()[i] + 3 * u * std::abs(v * cdf) + 1.75 * u * std::abs(v);

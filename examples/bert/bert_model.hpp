@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <qcodec/codecs/codec_list.hpp>
@@ -22,10 +23,6 @@
 
 #include "model_linear.hpp"
 #include "wordpiece_tokenizer.hpp"
-
-#if defined(_OPENMP)
-#  include <omp.h>
-#endif
 
 namespace qcodec::examples::bert {
 
