@@ -8,6 +8,10 @@ qcodec_add_test(test_grid test_grid.cpp)
 target_link_libraries(test_grid PRIVATE nlohmann_json::nlohmann_json)
 qcodec_add_test(test_load_linear test_load_linear.cpp)
 target_link_libraries(test_load_linear PRIVATE nlohmann_json::nlohmann_json)
+# The reference BERT engine of examples/bert/ on a tiny model written at test time.
+qcodec_add_test(test_bert_engine test_bert_engine.cpp)
+target_link_libraries(test_bert_engine PRIVATE nlohmann_json::nlohmann_json)
+target_include_directories(test_bert_engine PRIVATE ${PROJECT_SOURCE_DIR}/examples)
 
 # The Python client check: the reference `safetensors` package (PyPI) lists a file we wrote
 # and a numpy decoder written from docs/safetensors_layout.md matches ours bit for bit. The
