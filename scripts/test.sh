@@ -18,7 +18,7 @@ args=(-DCMAKE_BUILD_TYPE=Release -DQCODEC_SIMD="$simd")
 if [[ $arch == aarch64 ]]; then
   bash scripts/install_deps.sh g++-aarch64-linux-gnu qemu-user
   build=build/test-aarch64
-  QCODEC_TEST_TARGETS=${QCODEC_TEST_TARGETS:-test_codec_contract test_integer_gemv}
+  QCODEC_TEST_TARGETS=${QCODEC_TEST_TARGETS:-test_codec_contract test_integer_gemv test_slab_products}
 else
   bash scripts/install_deps.sh
 fi
