@@ -6,7 +6,7 @@
 # QCODEC_ARCH=aarch64 for the NEON target: a cross build (Debian's g++-aarch64-linux-gnu) whose
 # tests run under qemu-user, by default the kernel tests only (every codec family and the
 # integer path against their references on every target, the linear family as its covering
-# list of tests/tested_codecs.hpp: test_codec_contract, test_integer_gemv),
+# list of tests/tested_codecs.hpp: test_codec_contract, test_integer_gemv; and the slab kernels: test_slab_products),
 # QCODEC_TEST_TARGETS="test_a test_b" to build and run only those test executables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
