@@ -40,7 +40,7 @@ struct unaligned_copy {
 
 }  // namespace
 
-TEST_CASE("to_slabs: x(b, c) at slab b / 16, column c, lane b % 16; the padding zero", "[slab]") {
+TEST_CASE("to_slabs: x(b, c) at slab b / 16, column c, lane b % 16, the padding zero", "[slab]") {
   const row_matrix x = random_matrix(19, 7, 1);
   detail::aligned_buffer slabs;
   to_slabs(x, slabs);
