@@ -94,7 +94,7 @@ TEST_CASE("hadamard rotation and its inverse are the stated transform within the
   }
 }
 
-TEMPLATE_LIST_TEST_CASE("rotated encode is the base on rotated rows; decode inverts it within the bound",
+TEMPLATE_LIST_TEST_CASE("rotated encode is the base on rotated rows, decode inverts it within the bound",
                         "[rotated]", rotated_codecs) {
   using base = typename TestType::base_codec;
   const auto cols = GENERATE(as<index_t>{}, 5, 64, 100, 257);
