@@ -15,6 +15,7 @@
 #include <qcodec/ops/dual_stream_linear.hpp>
 
 #include "quantized_activations.hpp"
+#include "random_matrix.hpp"
 #include "targets.hpp"
 #include "synthetic_weights.hpp"
 
@@ -33,13 +34,7 @@ using op_codecs = decltype(std::tuple_cat(
     std::tuple<outlier_split<linear<4, per_group<128>>>, outlier_split<linear<8>>,
                outlier_split<qins<8>>>{}));
 
-row_matrix random_activations(index_t batch, index_t k, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  row_matrix x(batch, k);
-  for (index_t i = 0; i < x.size(); ++i) x.data()[i] = normal(rng);
-  return x;
-}
+row_matrix random_activations(index_t batch, index_t k, unsigned seed) { return test::random_normal(batch, k, seed); }
 
 /// Checks y against x · (B + alpha O)ᵀ + bias computed in FP64 from the op's own streams.
 /// Every FP32 output is a sum of at most K + nnz_r + 2 rounded terms (dot products in any

@@ -12,19 +12,12 @@
 
 #include <qcodec/ops/slab_products.hpp>
 
+#include "random_matrix.hpp"
 #include "targets.hpp"
 
 using namespace qcodec;
 
 namespace {
-
-row_matrix random_matrix(index_t rows, index_t cols, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  row_matrix m(rows, cols);
-  for (index_t i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
 
 /// A copy of `values` starting one float past a 64-byte boundary.
 struct unaligned_copy {
@@ -41,7 +34,7 @@ struct unaligned_copy {
 }  // namespace
 
 TEST_CASE("to_slabs: x(b, c) at slab b / 16, column c, lane b % 16, the padding zero", "[slab]") {
-  const row_matrix x = random_matrix(19, 7, 1);
+  const row_matrix x = test::random_normal(19, 7, 1);
   detail::aligned_buffer slabs;
   to_slabs(x, slabs);
   for (index_t b = 0; b < 32; ++b)
@@ -53,10 +46,10 @@ TEST_CASE("to_slabs: x(b, c) at slab b / 16, column c, lane b % 16, the padding 
 
 TEST_CASE("tile_product: y(b, first + i) is one FMA chain over the columns, on every target", "[slab]") {
   const index_t rows = 45, cols = 300, first = 3, y_cols = 50;  // 45: not a multiple of 6 or 8
-  const row_matrix w = random_matrix(rows, cols, 2);
+  const row_matrix w = test::random_normal(rows, cols, 2);
   const unaligned_copy tile(w.data(), static_cast<std::size_t>(w.size()));
   for (index_t batch : {1, 16, 17, 33}) {
-    const row_matrix x = random_matrix(batch, cols, 3 + static_cast<unsigned>(batch));
+    const row_matrix x = test::random_normal(batch, cols, 3 + static_cast<unsigned>(batch));
     detail::aligned_buffer slabs;
     to_slabs(x, slabs);
     row_matrix expected = row_matrix::Constant(batch, y_cols, -7.0f);
@@ -114,10 +107,10 @@ void check_ortho_product(index_t cols, unsigned seed) {
   const float alpha = 3.5f;
   for (index_t batch : {1, 8, 19, 40})
     for (bool with_bias : {false, true}) {
-      const row_matrix x = random_matrix(batch, cols, seed + static_cast<unsigned>(batch));
+      const row_matrix x = test::random_normal(batch, cols, seed + static_cast<unsigned>(batch));
       detail::aligned_buffer slabs;
       to_slabs(x, slabs);
-      const row_matrix y0 = random_matrix(batch, rows, seed + 100);
+      const row_matrix y0 = test::random_normal(batch, rows, seed + 100);
       row_matrix expected = y0;
       for (index_t b = 0; b < batch; ++b)
         for (index_t r = first; r < last; ++r) {
