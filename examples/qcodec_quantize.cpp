@@ -355,6 +355,7 @@ struct tensor_job {
   double rel_err = 0;
   bool quantized = false, done = false;
   std::uintmax_t encoded_bytes = 0, weights = 0;
+  double seconds = 0;  // reading, encoding and measuring this tensor
 };
 
 void process_tensor(const options& o, const io::safetensors_file& input,
@@ -368,6 +369,7 @@ void process_tensor(const options& o, const io::safetensors_file& input,
     return;
   }
   job.quantized = true;
+  const auto start = std::chrono::steady_clock::now();
   const row_matrix w = input.read_matrix(t.name);
   for_each_codec<all_codecs>([&]<class C>(C codec) {
     if (codec_traits<C>::name != o.codec) return;
@@ -394,6 +396,7 @@ void process_tensor(const options& o, const io::safetensors_file& input,
     job.encoded_bytes = encoded.byte_size();
     job.weights = static_cast<std::uintmax_t>(encoded.rows() * encoded.cols());
   });
+  job.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 /// Quantizes safetensors file `input_path` into `output_path` (atomically). `expected`, when
@@ -430,6 +433,7 @@ void quantize_file(const options& o, const std::filesystem::path& input_path,
               "SNR dB");
   std::size_t quantized = 0, kept = 0;
   std::uintmax_t encoded_bytes = 0, quantized_weights = 0;
+  double encode_seconds = 0;
   std::map<std::string, double> reported_rel_err;
   const auto& tensors = input.tensors();
   const std::size_t n = tensors.size();
@@ -495,6 +499,7 @@ void quantize_file(const options& o, const std::filesystem::path& input_path,
       reported_rel_err[t.name] = job.rel_err;
       encoded_bytes += job.encoded_bytes;
       quantized_weights += job.weights;
+      encode_seconds += job.seconds;
       ++quantized;
     } else {
       ++kept;
@@ -508,6 +513,7 @@ void quantize_file(const options& o, const std::filesystem::path& input_path,
     }
     changed.notify_all();
   }
+  const auto encoded_at = std::chrono::steady_clock::now();
   if (!o.quiet) progress(n, n, "writing " + output);
   if (o.verify)
     writer.write(output_path, [&](const std::filesystem::path& written_path) {
@@ -528,6 +534,15 @@ void quantize_file(const options& o, const std::filesystem::path& input_path,
     std::printf("quantized tensors: %.3f bpw (%ju encoded bytes for %ju weights)\n",
                 8.0 * static_cast<double>(encoded_bytes) / static_cast<double>(quantized_weights),
                 encoded_bytes, quantized_weights);
+  // Where the time went: the tensors' own work (summed over the threads), the loop that ran
+  // it, and the final header + data copy (+ --verify) into OUTPUT.
+  std::printf("time: %.2f s encoding (summed over %u threads), %.2f s until every tensor was %s, "
+              "%.2f s writing OUTPUT%s\n",
+              encode_seconds, o.jobs,
+              std::chrono::duration<double>(encoded_at - start).count(),
+              streaming ? "spilled" : "in memory",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - encoded_at).count(),
+              o.verify ? " and verifying" : "");
 }
 
 constexpr std::string_view index_name = "model.safetensors.index.json";
