@@ -63,7 +63,8 @@ void usage(std::FILE* out) {
                "                      OUTPUT_DIR: one job per shard, on any machine\n"
                "  --write-index       write OUTPUT_DIR's index from its shards (every shard the\n"
                "                      input index names must be there) and quantize nothing\n"
-               "  --jobs N            encode N tensors at once (default: the hardware threads);\n"
+               "  --jobs N            encode N tensors at once (default: the hardware threads,\n"
+               "                      at most 4; each holds about 4x its tensor's FP32 bytes);\n"
                "                      the output is the same, byte for byte, for every N\n"
                "  --in-memory         hold every encoded tensor in memory until the end, as\n"
                "                      before streaming (the same bytes; for comparisons). By\n"
@@ -129,7 +130,9 @@ struct options {
   std::optional<double> outlier_fraction;
   bool verify = false, quiet = false, in_place = false, in_memory = false, write_index = false;
   std::string shard;
-  unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
+  // Each job holds about four times its tensor's FP32 bytes: 4 by default bounds the memory
+  // on a many-core machine too; --jobs asks for more.
+  unsigned jobs = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
 };
 
 /// True for the codecs with one scale for the whole matrix (`-tensor` in the name).
