@@ -96,6 +96,32 @@ if(TARGET qcodec_quantize AND TARGET qcodec_inspect)
     -DINSPECT=$<TARGET_FILE:qcodec_inspect> -DMODEL=${model} -DDIR=${cli_dir}/in_place
     -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_in_place.cmake)
   set_tests_properties(cli.quantize.in_place PROPERTIES FIXTURES_REQUIRED qcodec_cli_model TIMEOUT 120)
+  # Streaming and in-memory writers, one thread or three: the same bytes (the outlier split's
+  # data-dependent ortho stream included).
+  foreach(codec int8 int4-g128+outliers)
+    add_test(NAME cli.quantize.streaming.${codec} COMMAND ${CMAKE_COMMAND} -DQUANTIZE=${quantize}
+      -DMODEL=${model} -DCODEC=${codec} -DDIR=${cli_dir}/streaming.${codec}
+      -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_streaming.cmake)
+    set_tests_properties(cli.quantize.streaming.${codec} PROPERTIES FIXTURES_REQUIRED qcodec_cli_model TIMEOUT 120)
+  endforeach()
+  # A sharded checkpoint: the output shards hold the single-file run's bytes, the index maps
+  # every tensor; --shard jobs and --write-index give the same files; a failure leaves nothing.
+  foreach(codec int4-g128 int4-g128+outliers)
+    add_test(NAME cli.quantize.sharded.${codec} COMMAND ${CMAKE_COMMAND} -DQUANTIZE=${quantize}
+      -DMODEL_DIR=${cli_dir} -DCODEC=${codec} -DDIR=${cli_dir}/sharded.${codec}
+      -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/expect_sharded.cmake)
+    set_tests_properties(cli.quantize.sharded.${codec} PROPERTIES FIXTURES_REQUIRED qcodec_cli_model TIMEOUT 180)
+  endforeach()
+  # Sharded input: --in-place refused (it would leave shards and index out of step); OUTPUT
+  # a file, or the input's own directory, refused; --shard naming no shard refused.
+  qcodec_cli_failure(sharded_in_place "--in-place is refused for a sharded checkpoint"
+    ${quantize} ${cli_dir}/sharded --in-place)
+  qcodec_cli_failure(sharded_output_file "a sharded checkpoint's OUTPUT must be a directory or absent"
+    ${quantize} ${cli_dir}/sharded/model.safetensors.index.json ${model})
+  qcodec_cli_failure(sharded_output_is_input "is the input checkpoint's directory"
+    ${quantize} ${cli_dir}/sharded/model.safetensors.index.json ${cli_dir}/sharded/.)
+  qcodec_cli_failure(sharded_unknown_shard "--shard model-00009-of-00003.safetensors: the index names no such shard"
+    ${quantize} ${cli_dir}/sharded ${cli_dir}/never.safetensors --shard model-00009-of-00003.safetensors)
   # The summary's bpw of the quantized tensors: int8 per row on the fixture's 2 x (160x160,
   # 160x160, 330x160, 160x330) weights = (313600 code bytes + 1620 F32 scales) * 8 / 313600.
   qcodec_cli_run(cli.quantize.summary_bpw zero

@@ -188,6 +188,57 @@ TEST_CASE("a file holds many encoded and plain tensors") {
   CHECK_THROWS_WITH(io::decode_tensor(file, "embed"), Catch::Contains("no encoded tensor 'embed'"));
 }
 
+TEST_CASE("a streaming writer writes the in-memory writer's bytes, holding none of them") {
+  const temp_dir dir;
+  // Plain tensors (copied, views, matrices in three dtypes), an empty one, encoded tensors
+  // added directly and through append(), metadata from both.
+  const std::vector<std::int64_t> ids = {7, 8, 9, 10};  // a view's bytes outlive write()
+  const auto fill = [&](io::safetensors_writer& w, bool through_append) {
+    w.set_metadata("format", "pt");
+    const std::vector<float> a = {1.0f, -2.5f, 3.25f};
+    w.add_array<float>("a", a);
+    w.add_tensor_view("ids", dtype::i64, {4}, std::as_bytes(std::span(ids)));
+    w.add_tensor("empty", dtype::f32, {0}, {});
+    const row_matrix m = examples::synthetic_weights(33, 70, examples::weight_family::heavy_tailed, 5);
+    w.add_matrix("m16", m, dtype::f16);
+    w.add_matrix("mbf", m, dtype::bf16);
+    io::safetensors_writer staged;
+    io::add_encoded(staged, "q", linear<4, per_group<128>>{}.encode(m, "q"));
+    if (through_append) {
+      w.append(std::move(staged));
+    } else {
+      io::add_encoded(w, "q", linear<4, per_group<128>>{}.encode(m, "q"));
+    }
+    w.add_matrix("m32", m);
+  };
+  io::safetensors_writer in_memory, streaming, appended;
+  streaming.stream_through(dir.path);
+  appended.stream_through(dir.path);
+  CHECK(streaming.streaming());
+  CHECK_FALSE(in_memory.streaming());
+  fill(in_memory, false);
+  fill(streaming, false);
+  fill(appended, true);
+  CHECK(streaming.file_size() == in_memory.file_size());
+  CHECK(streaming.data_bytes() == in_memory.data_bytes());
+  CHECK(streaming.tensor_sizes() == in_memory.tensor_sizes());
+  in_memory.write(dir.path / "memory.safetensors");
+  streaming.write(dir.path / "streaming.safetensors");
+  appended.write(dir.path / "appended.safetensors");
+  CHECK(read_bytes(dir.path / "streaming.safetensors") == read_bytes(dir.path / "memory.safetensors"));
+  CHECK(read_bytes(dir.path / "appended.safetensors") == read_bytes(dir.path / "memory.safetensors"));
+  // The spill file is unnamed: the directory holds the three outputs only.
+  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 3);
+  // append() refuses a name twice, before moving anything.
+  io::safetensors_writer twice;
+  twice.add_array<float>("a", std::vector<float>{1.0f});
+  io::safetensors_writer other;
+  other.add_array<float>("b", std::vector<float>{2.0f});
+  other.add_array<float>("a", std::vector<float>{3.0f});
+  CHECK_THROWS_WITH(twice.append(std::move(other)), Catch::Contains("'a' added twice"));
+  CHECK_FALSE(twice.contains("b"));
+}
+
 TEST_CASE("the writer rejects bad tensors before touching the disk") {
   io::safetensors_writer writer;
   writer.add_matrix("w", row_matrix::Zero(2, 2));

@@ -1,11 +1,16 @@
 // Writes a small synthetic LLM-like model, <dir>/model.safetensors, for the CLI tests: F32,
 // F16 and BF16 projections, embeddings, norms, biases, an integer tensor, an odd width; and
-// column-importance files for --importance (one good, two bad).
+// column-importance files for --importance (one good, two bad); and the same model as a
+// sharded checkpoint, <dir>/sharded/ (three shards: the embedding alone, layer 0, the rest;
+// model.safetensors.index.json; a config.json that qcodec-quantize leaves behind).
 
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "qcodec/io/safetensors.hpp"
 #include "synthetic_weights.hpp"
@@ -43,6 +48,29 @@ int main(int argc, char** argv) {
     const std::vector<std::int64_t> positions = {0, 1, 2, 3, 4, 5, 6, 7};
     model.add_array<std::int64_t>("position_ids", positions);
     model.write(dir / "model.safetensors");
+
+    // The same tensors, byte for byte, in three shards and an index.
+    const auto whole = io::safetensors_file::open(dir / "model.safetensors");
+    const std::filesystem::path sharded = dir / "sharded";
+    std::filesystem::create_directories(sharded);
+    const std::string shard_names[3] = {"model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+                                        "model-00003-of-00003.safetensors"};
+    io::safetensors_writer shards[3];
+    nlohmann::json weight_map = nlohmann::json::object();
+    std::uint64_t total = 0;
+    for (const io::tensor_info& t : whole.tensors()) {
+      const int k = t.name == "model.embed_tokens.weight" ? 0 : t.name.starts_with("model.layers.0.") ? 1 : 2;
+      shards[k].add_tensor(t.name, t.dtype, t.shape, t.bytes);
+      weight_map[t.name] = shard_names[k];
+      total += t.bytes.size();
+    }
+    for (int k = 0; k < 3; ++k) {
+      shards[k].set_metadata("format", "pt");
+      shards[k].write(sharded / shard_names[k]);
+    }
+    const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    std::ofstream(sharded / "model.safetensors.index.json") << index.dump(2) << "\n";
+    std::ofstream(sharded / "config.json") << "{\"model_type\": \"synthetic\"}\n";
 
     // Column importances for qcodec-quantize --importance: two weights (every 13th input
     // column 20x heavier), and two bad files (a wrong length, a name matching no weight).

@@ -14,18 +14,22 @@
 /// for removal by remove_temporaries_on_interrupt() (interrupt_cleanup.hpp).
 
 #include <fcntl.h>
+#include <sys/types.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "qcodec/config.hpp"
 #include "qcodec/core/error.hpp"
@@ -37,6 +41,37 @@ namespace qcodec::inline QCODEC_ABI::io {
 class file_sink {
  public:
   file_sink(int fd, std::string label) : fd_(fd), label_(std::move(label)) {}
+
+  /// Appends `length` bytes of file `from` starting at `offset` (copy_file_range, which may
+  /// share extents on a file system that can; a buffered pread/write where it fails); throws
+  /// qcodec::error on a read or write error or when `from` ends early.
+  void copy_from(int from, std::uint64_t offset, std::uint64_t length) {
+    auto in = static_cast<::off_t>(offset);
+    while (length > 0 && use_copy_file_range_) {
+      const ::ssize_t copied = ::copy_file_range(from, &in, fd_, nullptr, length, 0);
+      if (copied < 0 && errno == EINTR) continue;
+      if (copied < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP ||
+                         errno == EBADF || errno == EPERM)) {
+        use_copy_file_range_ = false;  // the buffered copy below goes on from `in`
+        break;
+      }
+      if (copied < 0) qcodec::detail::fail(label_, ": copy failed: ", std::strerror(errno));
+      if (copied == 0) qcodec::detail::fail(label_, ": copy failed: the spill file ended early");
+      length -= static_cast<std::uint64_t>(copied);
+    }
+    std::vector<std::byte> buffer;
+    while (length > 0) {
+      if (buffer.empty()) buffer.resize(std::size_t{1} << 20);
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
+      const ::ssize_t got = ::pread(from, buffer.data(), want, in);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) qcodec::detail::fail(label_, ": read failed: ", std::strerror(errno));
+      if (got == 0) qcodec::detail::fail(label_, ": copy failed: the spill file ended early");
+      write(std::span(buffer.data(), static_cast<std::size_t>(got)));
+      in += got;
+      length -= static_cast<std::uint64_t>(got);
+    }
+  }
 
   /// Appends `bytes`; throws qcodec::error on a write error (disk full, I/O error).
   void write(std::span<const std::byte> bytes) {
@@ -57,6 +92,7 @@ class file_sink {
  private:
   int fd_;
   std::string label_;
+  bool use_copy_file_range_ = true;
 };
 
 /// A check of a complete file that accepts every file.
@@ -106,6 +142,27 @@ inline bool require_regular_or_absent(const std::filesystem::path& path, struct 
                          "; the output must be a regular file or absent");
   if (existing != nullptr) *existing = status;
   return true;
+}
+
+/// Opens a fresh read-write temporary file in `directory` that has no name (O_TMPFILE; where
+/// the file system lacks it, a named file unlinked at once, registered for removal on an
+/// interrupt for the moment it has a name), so nothing is left behind even on SIGKILL. The
+/// caller closes the descriptor. Throws qcodec::error when none can be created.
+inline int open_unnamed_temporary(const std::filesystem::path& directory) {
+  const std::filesystem::path dir = directory.empty() ? std::filesystem::path(".") : directory;
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  for (unsigned attempt = 0; fd < 0 && attempt < 100; ++attempt) {
+    const std::string temp = detail::temporary_name(dir, "spill");
+    const int slot = detail::register_temporary(temp);
+    fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    const int code = errno;
+    if (fd >= 0) ::unlink(temp.c_str());
+    detail::unregister_temporary(slot);
+    if (fd < 0 && code != EEXIST) break;
+  }
+  if (fd < 0)
+    qcodec::detail::fail("cannot create a temporary file in '", dir.string(), "': ", std::strerror(errno));
+  return fd;
 }
 
 /// Writes `path` atomically: `produce(file_sink&)` writes the content to a temporary file

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <span>
@@ -75,5 +76,18 @@ class mapped_file {
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
 };
+
+/// Drops the pages wholly inside `bytes` (a span of a read-only mapping) from this process's
+/// resident set (madvise MADV_DONTNEED); a later read faults them in again from the file. A
+/// streaming reader calls it once it is done with a tensor, so that its resident memory is
+/// bounded by the tensors it holds, not by the file. Partial pages at either end are kept.
+inline void release_pages(std::span<const std::byte> bytes) noexcept {
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data());
+  const std::uintptr_t first = (begin + page - 1) / page * page;
+  const std::uintptr_t last = (begin + bytes.size()) / page * page;
+  if (bytes.empty() || last <= first) return;
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
 
 }  // namespace qcodec::inline QCODEC_ABI::io

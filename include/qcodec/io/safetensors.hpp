@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <unordered_set>
@@ -328,7 +329,13 @@ class safetensors_writer {
   void add_tensor(std::string name, io::dtype type, std::vector<std::uint64_t> shape,
                   std::span<const std::byte> bytes) {
     entry& e = add_entry(std::move(name), type, std::move(shape), bytes.size());
-    e.owned.assign(bytes.begin(), bytes.end());
+    if (spill_) {
+      e.is_borrowed = true;  // written to the spill file straight from `bytes`
+      e.borrowed = bytes;
+    } else {
+      e.owned.assign(bytes.begin(), bytes.end());
+    }
+    spill(e);
   }
 
   /// Adds a tensor whose bytes stay with the caller (e.g. in a mapped input file) and must
@@ -338,6 +345,7 @@ class safetensors_writer {
     entry& e = add_entry(std::move(name), type, std::move(shape), bytes.size());
     e.borrowed = bytes;
     e.is_borrowed = true;
+    spill(e);
   }
 
   /// Adds a 1-D tensor holding `values`.
@@ -370,7 +378,56 @@ class safetensors_writer {
           std::memcpy(out, &bits, 2);
         }
       }
+    spill(e);
   }
+
+  /// Streaming: from now on every tensor's bytes are appended to an unnamed temporary file in
+  /// `directory` (open_unnamed_temporary; give the output's directory, so that write() can
+  /// copy them with copy_file_range on the same file system) as it is added, and only its
+  /// header entry stays in memory; a view's bytes are copied there too, so the caller may
+  /// release them at once (release_pages). write() then writes the header and copies the
+  /// data: the file is byte for byte what the in-memory writer gives, and the memory held is
+  /// that of the largest tensor added, not the file. Tensors added before the call stay in
+  /// memory. The spill file takes as much disk space as the data until the writer is gone.
+  void stream_through(const std::filesystem::path& directory) {
+    if (!spill_) spill_ = std::make_shared<spill_file>(open_unnamed_temporary(directory));
+  }
+
+  /// True once stream_through() was called.
+  bool streaming() const { return spill_ != nullptr; }
+
+  /// Moves every tensor and metadata entry of `other` (an in-memory writer, e.g. one tensor's
+  /// arrays encoded on another thread) to the end of this one, in its order; a streaming
+  /// writer spills them. Throws, before anything is moved, on a name this writer holds, a
+  /// metadata key both set to different values, or a streaming `other`.
+  void append(safetensors_writer&& other) {
+    if (other.spill_) qcodec::detail::fail("safetensors_writer::append: the writer appended is streaming");
+    for (const entry& e : other.entries_)
+      if (contains(e.name)) qcodec::detail::fail("safetensors_writer: tensor '", e.name, "' added twice");
+    for (const auto& [key, value] : other.metadata_)
+      if (const auto it = metadata_.find(key); it != metadata_.end() && it->second != value)
+        qcodec::detail::fail("safetensors_writer: metadata '", key, "' set twice to different values");
+    for (entry& e : other.entries_) {
+      names_.insert(e.name);
+      entries_.push_back(std::move(e));
+      spill(entries_.back());
+    }
+    for (auto& [key, value] : other.metadata_) metadata_[key] = std::move(value);
+    other.entries_.clear();
+    other.names_.clear();
+    other.metadata_.clear();
+  }
+
+  /// The tensors added so far: name and data bytes, in file order.
+  std::vector<std::pair<std::string, std::uint64_t>> tensor_sizes() const {
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    out.reserve(entries_.size());
+    for (const entry& e : entries_) out.emplace_back(e.name, e.size());
+    return out;
+  }
+
+  /// Bytes of the data section (every tensor's bytes; a sharded index's total_size).
+  std::uint64_t data_bytes() const { return data_size(); }
 
   /// Sets a "__metadata__" entry.
   void set_metadata(std::string key, std::string value) { metadata_[std::move(key)] = std::move(value); }
@@ -394,7 +451,21 @@ class safetensors_writer {
       const std::uint64_t length = header.size();
       sink.write(std::as_bytes(std::span(&length, 1)));
       sink.write(std::as_bytes(std::span(header)));
-      for (const entry& e : entries_) sink.write(e.bytes());
+      for (std::size_t i = 0; i < entries_.size();) {
+        const entry& e = entries_[i];
+        if (!e.is_spilled) {
+          sink.write(e.bytes());
+          ++i;
+          continue;
+        }
+        // One copy for each run of tensors that lie one after another in the spill file.
+        std::uint64_t end = e.spill_offset + e.spill_size;
+        std::size_t j = i + 1;
+        for (; j < entries_.size() && entries_[j].is_spilled && entries_[j].spill_offset == end; ++j)
+          end += entries_[j].spill_size;
+        sink.copy_from(spill_->fd, e.spill_offset, end - e.spill_offset);
+        i = j;
+      }
     }, std::forward<Check>(check));
   }
 
@@ -406,8 +477,37 @@ class safetensors_writer {
     std::vector<std::byte> owned;
     std::span<const std::byte> borrowed;
     bool is_borrowed = false;
+    bool is_spilled = false;
+    std::uint64_t spill_offset = 0, spill_size = 0;
     std::span<const std::byte> bytes() const { return is_borrowed ? borrowed : std::span(owned); }
+    std::uint64_t size() const { return is_spilled ? spill_size : bytes().size(); }
   };
+
+  /// The unnamed temporary file of a streaming writer (shared by copies of the writer, which
+  /// only append to it).
+  struct spill_file {
+    explicit spill_file(int descriptor) : fd(descriptor) {}
+    spill_file(const spill_file&) = delete;
+    spill_file& operator=(const spill_file&) = delete;
+    ~spill_file() { ::close(fd); }
+    int fd;
+    std::uint64_t size = 0;
+  };
+
+  /// A streaming writer appends `e`'s bytes to the spill file and lets them go.
+  void spill(entry& e) {
+    if (!spill_ || e.is_spilled) return;
+    const std::span<const std::byte> bytes = e.bytes();
+    file_sink sink(spill_->fd, "safetensors_writer: the temporary data file");
+    sink.write(bytes);
+    e.spill_offset = spill_->size;
+    e.spill_size = bytes.size();
+    spill_->size += bytes.size();
+    e.is_spilled = true;
+    e.is_borrowed = false;
+    e.borrowed = {};
+    std::vector<std::byte>().swap(e.owned);
+  }
 
   entry& add_entry(std::string name, io::dtype type, std::vector<std::uint64_t> shape,
                    std::size_t byte_count) {
@@ -425,7 +525,7 @@ class safetensors_writer {
 
   std::size_t data_size() const {
     std::size_t total = 0;
-    for (const entry& e : entries_) total += e.bytes().size();
+    for (const entry& e : entries_) total += e.size();
     return total;
   }
 
@@ -437,7 +537,7 @@ class safetensors_writer {
     if (!metadata_.empty()) text += "\"__metadata__\":" + nlohmann::json(metadata_).dump();
     std::uint64_t offset = 0;
     for (const entry& e : entries_) {
-      const std::uint64_t size = e.bytes().size();
+      const std::uint64_t size = e.size();
       if (text.size() > 1) text += ',';
       text += nlohmann::json(e.name).dump();
       text += ":{\"dtype\":\"";
@@ -458,6 +558,7 @@ class safetensors_writer {
   std::vector<entry> entries_;
   std::set<std::string, std::less<>> names_;
   std::map<std::string, std::string> metadata_;
+  std::shared_ptr<spill_file> spill_;
 };
 
 }  // namespace qcodec::inline QCODEC_ABI::io
