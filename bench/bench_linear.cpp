@@ -243,6 +243,7 @@ int main(int argc, char** argv) {
   register_codec<rotated<linear<4, per_group<32>, half>>>("hadamard64+int4-g32-f16");
   register_crossover<linear<4, per_group<128>>>("int4-g128", {4096, 4096});
   register_crossover<linear<8>>("int8", {4096, 4096});
+  register_crossover<qins<8>>("qins8", {4096, 4096});
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
