@@ -5,7 +5,7 @@
 //  - Dense tile product: `tile_rows_together` rows of the tile per pass, over blocks of
 //    tile_block_cols columns (the slab's block, 16 KiB, stays in L1 across the tile's rows;
 //    the sums wait in `partial` between blocks).
-//  - Sparse product: chunk by chunk over every row of the range, so a slab (cols x 16 floats)
+//  - Sparse product: slab by slab over every row of the range, so a slab (cols x 16 floats)
 //    stays in the L2 cache while it serves them all; four rows walk their entries side by side
 //    (entry k of each, then k + 1), each still over its own entries in column order.
 
