@@ -28,7 +28,8 @@ if [[ $sanitize == 1 ]]; then
   flags="-O1 -g1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
   # CMAKE_BUILD_TYPE left empty: Debug would add -g. The per-codec tests run over a list that
   # covers every code path (tests/tested_codecs.hpp); the default variant runs every codec.
-  args=(-DCMAKE_BUILD_TYPE= -DQCODEC_SIMD="$simd" "-DCMAKE_CXX_FLAGS=$flags" -DQCODEC_TEST_CODECS=covering)
+  args=(-DCMAKE_BUILD_TYPE= -DQCODEC_SIMD="$simd" "-DCMAKE_CXX_FLAGS=$flags" -DQCODEC_TEST_CODECS=covering
+    -DQCODEC_BUILD_DEMOS=OFF)
 fi
 # The NEON kernels' tests run over the covering codec list too (tests/tested_codecs.hpp).
 [[ $arch == aarch64 ]] && args+=(-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake -DQCODEC_TEST_CODECS=covering)
