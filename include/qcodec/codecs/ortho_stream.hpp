@@ -76,7 +76,7 @@ struct ortho_stream {
   }
 
   /// Sum over the entries of row r of value * x[column]: an FP32 FMA chain in column order,
-  /// sum = fma(value, x[column], sum) from 0 (the op's sparse product, ops/ortho_product.hpp).
+  /// sum = fma(value, x[column], sum) from 0 (the op's sparse product, ops/slab_products.hpp).
   float dot_row(index_t r, const float* x) const {
     float sum = 0;
     for_each_in_row(r, [&](index_t c, float v) { sum = std::fma(v, x[c], sum); });
