@@ -163,7 +163,7 @@ endif()
 # committed corpus (tests/fuzz/corpus/<test>, inputs of at most 1 KB) and one seed corpus of
 # small valid files written at test time, and keeps the inputs it finds in a folder of its own
 # in the build tree. To grow a committed corpus with them:
-#   fuzz_<name> -merge=1 -max_len=1024 tests/fuzz/corpus/<test> <build>/tests/fuzz_found_<test>
+#   <build>/tests/fuzz/fuzz_<name> -merge=1 -max_len=1024 tests/fuzz/corpus/<test> <build>/tests/fuzz_found_<test>
 find_program(QCODEC_FUZZ_CXX NAMES clang++ clang++-14)
 set(QCODEC_FUZZ_RUNS 100000 CACHE STRING "Runs of the safetensors fuzz target in its test")
 set(QCODEC_FUZZ_ENCODED_RUNS 20000 CACHE STRING "Runs of the encoded-tensor fuzz target in its test")
@@ -181,7 +181,8 @@ if(QCODEC_CLIENT_CHECKS AND QCODEC_FUZZ_CXX)
   # Target `name` from fuzz/<name>.cpp and its test fuzz.<test>, run with the libFuzzer
   # options after `test` on <its own folder>, the seed corpus, then its committed corpus.
   function(qcodec_add_fuzz_target name test)
-    set(binary ${CMAKE_CURRENT_BINARY_DIR}/${name})
+    # In a folder of its own: a file beside the target of the same name is one path twice for Ninja.
+    set(binary ${CMAKE_CURRENT_BINARY_DIR}/fuzz/${name})
     set(source ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${name}.cpp)
     add_custom_command(OUTPUT ${binary}
       COMMAND ${QCODEC_FUZZ_CXX} -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined
