@@ -183,6 +183,7 @@ if(QCODEC_CLIENT_CHECKS AND QCODEC_FUZZ_CXX)
   function(qcodec_add_fuzz_target name test)
     # In a folder of its own: a file beside the target of the same name is one path twice for Ninja.
     set(binary ${CMAKE_CURRENT_BINARY_DIR}/fuzz/${name})
+    file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fuzz)
     set(source ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${name}.cpp)
     add_custom_command(OUTPUT ${binary}
       COMMAND ${QCODEC_FUZZ_CXX} -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined
