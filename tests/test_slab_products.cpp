@@ -99,9 +99,14 @@ struct random_stream {
 
 template <class Column>
 void check_ortho_product(index_t cols, unsigned seed) {
-  const index_t rows = 37, first = 2, last = 35;  // 33 rows: not a multiple of 4
+  // 37 rows: the last group is partial (37 is prime); the groups from 1 on are rows [group rows, 37).
+  const index_t rows = 37, first_group = 1, last_group = (rows + ortho_group_rows - 1) / ortho_group_rows;
+  const index_t first = first_group * ortho_group_rows, last = rows;
   const random_stream stream(rows, cols, seed);
   const std::vector<Column> columns(stream.columns.begin(), stream.columns.end());
+  const unaligned_copy values(stream.values.data(), stream.values.size());
+  const ortho_groups<Column> groups(rows, stream.offsets.data(), columns.data(), values.data);
+  REQUIRE(groups.groups() == last_group);
   std::vector<float> bias(rows);
   for (index_t r = 0; r < rows; ++r) bias[static_cast<std::size_t>(r)] = 0.125f * static_cast<float>(r) - 2.0f;
   const float alpha = 3.5f;
@@ -122,11 +127,9 @@ void check_ortho_product(index_t cols, unsigned seed) {
         }
       test::for_each_target([&](simd::target) {
         row_matrix y = y0;
-        const unaligned_copy values(stream.values.data(), stream.values.size());
-        const ortho_product<Column> product{stream.offsets.data(), columns.data(), values.data,
-                                            batch == 1 ? x.data() : slabs.data(), cols, batch, alpha,
+        const ortho_product<Column> product{&groups, batch == 1 ? x.data() : slabs.data(), cols, batch, alpha,
                                             with_bias ? bias.data() : nullptr, y.data(), rows};
-        simd::dispatch([&](auto target) { ortho_product_rows(target, product, first, last); });
+        simd::dispatch([&](auto target) { ortho_product_groups(target, product, first_group, last_group); });
         CAPTURE(batch, with_bias);
         CHECK(y == expected);  // rows outside [first, last) untouched
       });
@@ -135,7 +138,7 @@ void check_ortho_product(index_t cols, unsigned seed) {
 
 }  // namespace
 
-TEST_CASE("ortho_product: fma(alpha, column-order FMA chain, y) + bias on a row range, on every target", "[slab]") {
+TEST_CASE("ortho_product: fma(alpha, column-order FMA chain, y) + bias on a range of row groups, on every target", "[slab]") {
   SECTION("16-bit columns") { check_ortho_product<std::uint16_t>(300, 11); }
   SECTION("32-bit columns") { check_ortho_product<std::uint32_t>(70000, 12); }
 }

@@ -49,6 +49,7 @@
 #include <span>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <Eigen/Core>
@@ -115,7 +116,7 @@ class dual_stream_linear {
   /// Takes ownership of an encoded weight (out_features x in_features) and an optional bias
   /// (empty, or out_features values).
   explicit dual_stream_linear(encoded_matrix<Codec> weight, std::span<const float> bias = {})
-      : base_(split_base(weight)), ortho_(split_ortho(weight)), ortho_values_(ortho_.decoded_values()) {
+      : base_(split_base(weight)), ortho_(split_ortho(weight)), ortho_groups_(group_ortho(ortho_)) {
     if constexpr (is_rotated<Codec>) rotation_signs_ = weight.storage().signs;
     if (!bias.empty() && static_cast<index_t>(bias.size()) != out_features())
       detail::fail("dual_stream_linear: bias holds ", bias.size(), " values, expected ",
@@ -328,32 +329,32 @@ class dual_stream_linear {
   }
 
   /// y += alpha · x · Oᵀ, then the bias (ops/slab_products.hpp), after the base stream: each
-  /// thread takes a contiguous range of output rows (every sum is computed whole by one
+  /// thread takes a contiguous range of row groups (every sum is computed whole by one
   /// thread, so the bits do not depend on the count).
-  void add_ortho(const matrix_view& x, matrix_ref& y) {
-    const float* activations = x.rows() == 1 ? x.row(0).data() : slabs_.data();
-    const auto run = [&](const auto* columns) {
-      const ortho_product product{ortho_.row_offsets.data(),
-                                  columns,
-                                  ortho_values_.data(),
-                                  activations,
-                                  in_features(),
-                                  x.rows(),
-                                  alpha_,
-                                  bias_.empty() ? nullptr : bias_.data(),
-                                  y.data(),
-                                  y.outerStride()};
-      const int threads = static_cast<int>(std::min<index_t>(detail::op_thread_count(), out_features()));
+  void add_ortho(const matrix_view& x, matrix_ref& y) const {
+    std::visit([&](const auto& groups) {
+      const ortho_product product{&groups, x.rows() == 1 ? x.row(0).data() : slabs_.data(),
+                                  in_features(), x.rows(), alpha_, bias_.empty() ? nullptr : bias_.data(),
+                                  y.data(), y.outerStride()};
+      const index_t count = groups.groups();
+      const int threads = static_cast<int>(std::min<index_t>(detail::op_thread_count(), count));
 #if QCODEC_USE_OPENMP
 #  pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
 #endif
       for (int t = 0; t < threads; ++t) {
-        const index_t first = out_features() * t / threads, last = out_features() * (t + 1) / threads;
-        simd::dispatch([&](auto target) { ortho_product_rows(target, product, first, last); });
+        const index_t first = count * t / threads, last = count * (t + 1) / threads;
+        simd::dispatch([&](auto target) { ortho_product_groups(target, product, first, last); });
       }
-    };
-    if (ortho_stream::narrow_columns(in_features())) run(ortho_.columns16.data());
-    else run(ortho_.columns32.data());
+    }, ortho_groups_);
+  }
+
+  /// The ortho stream as the sparse product reads it, its values decoded once.
+  static std::variant<ortho_groups<std::uint16_t>, ortho_groups<std::uint32_t>> group_ortho(const ortho_stream& o) {
+    if (o.nnz() == 0) return {};
+    const std::vector<float> values = o.decoded_values();
+    if (ortho_stream::narrow_columns(o.cols))
+      return ortho_groups<std::uint16_t>(o.rows, o.row_offsets.data(), o.columns16.data(), values.data());
+    return ortho_groups<std::uint32_t>(o.rows, o.row_offsets.data(), o.columns32.data(), values.data());
   }
 
   /// Adds the bias to the output columns [first, last) of every path's tiles, unless the
@@ -368,7 +369,7 @@ class dual_stream_linear {
 
   encoded_matrix<base_codec> base_;
   ortho_stream ortho_;
-  std::vector<float> ortho_values_;  // ortho_.decoded_values(): each FP16 entry converted once
+  std::variant<ortho_groups<std::uint16_t>, ortho_groups<std::uint32_t>> ortho_groups_;  // group_ortho(ortho_)
   detail::aligned_buffer slabs_;     // x in slabs (forward_base)
   std::vector<std::uint8_t> rotation_signs_;  // rotated codecs: the signs x is rotated by
   row_matrix rotated_x_;

@@ -6,8 +6,8 @@
 //    tile_block_cols columns (the slab's block, 16 KiB, stays in L1 across the tile's rows;
 //    the sums wait in `partial` between blocks).
 //  - Sparse product: slab by slab over every row of the range, so a slab (cols x 16 floats)
-//    stays in the L2 cache while it serves them all; four rows walk their entries side by side
-//    (entry k of each, then k + 1), each still over its own entries in column order.
+//    stays in the L2 cache while it serves them all; a group's rows walk their entries side by
+//    side (ortho_groups: interleaved and padded, no branch), each over its own in column order.
 
 /// value * x + sum, one rounding, per lane (__builtin_fmaf: the scalar backend's fmadd is
 /// a * b + c, fused only where the compiler contracts it).
@@ -54,25 +54,6 @@ struct ortho_one_lane {
   static void store(float* out, float sum) { *out = sum; }
 };
 
-/// The sums of `Rows` output rows from r on over the activation rows of `x` (a slab, or x
-/// itself): entry k of each row, then k + 1, each row's entries in column order. The rows are
-/// unrolled at compile time, so the sums stay in registers.
-template <class Lanes, int Rows, class Column>
-void ortho_row_sums(const ortho_product<Column>& p, const float* x, index_t r, typename Lanes::vector (&out)[Rows]) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    typename Lanes::vector sums[Rows] = {(static_cast<void>(I), Lanes::zero())...};
-    const std::uint32_t first[Rows] = {p.row_offsets[r + I]...};
-    const std::uint32_t length[Rows] = {(p.row_offsets[r + I + 1] - first[I])...};
-    const std::uint32_t shortest = std::min({length[I]...});
-    const auto step = [&](typename Lanes::vector& sum, std::uint32_t e) {
-      sum = Lanes::load_fma(p.values[e], x + static_cast<index_t>(p.columns[e]) * Lanes::width, sum);
-    };
-    for (std::uint32_t k = 0; k < shortest; ++k) (step(sums[I], first[I] + k), ...);
-    ((void)[&] { for (std::uint32_t k = shortest; k < length[I]; ++k) step(sums[I], first[I] + k); }(), ...);
-    ((out[I] = sums[I]), ...);
-  }(std::make_integer_sequence<int, Rows>{});
-}
-
 /// y(b0 + j, r) = fma(alpha, sum_j, y(b0 + j, r)) + bias[r] for j < count.
 template <class Lanes, class Column>
 void ortho_finish(const ortho_product<Column>& p, index_t b0, index_t count, index_t r,
@@ -89,27 +70,28 @@ void ortho_finish(const ortho_product<Column>& p, index_t b0, index_t count, ind
 
 template <class Lanes, class Column>
 void ortho_product_lanes(const ortho_product<Column>& p, index_t first, index_t last) {
-  constexpr int together = 4;
+  constexpr int together = static_cast<int>(ortho_group_rows);
+  const ortho_groups<Column>& o = *p.groups;
   for (index_t b0 = 0; b0 < p.batch; b0 += Lanes::width) {
     const index_t count = std::min(Lanes::width, p.batch - b0);
     const float* x = p.x + b0 * p.cols;  // slab b0 / width (x itself at batch 1)
-    index_t r = first;
-    for (; r + together <= last; r += together) {
-      typename Lanes::vector sums[together];
-      ortho_row_sums<Lanes>(p, x, r, sums);
-      for (int i = 0; i < together; ++i) ortho_finish<Lanes>(p, b0, count, r + i, sums[i]);
-    }
-    for (; r < last; ++r) {
-      typename Lanes::vector sums[1];
-      ortho_row_sums<Lanes>(p, x, r, sums);
-      ortho_finish<Lanes>(p, b0, count, r, sums[0]);
+    for (index_t g = first; g < last; ++g) {
+      [&]<int... I>(std::integer_sequence<int, I...>) {
+        typename Lanes::vector sums[together] = {(static_cast<void>(I), Lanes::zero())...};
+        for (std::size_t e = o.offsets[g], end = o.offsets[g + 1]; e < end; e += together)
+          ((sums[I] = Lanes::load_fma(o.values[e + I], x + static_cast<index_t>(o.columns[e + I]) * Lanes::width,
+                                      sums[I])),
+           ...);
+        const index_t r0 = g * together, held = std::min<index_t>(together, o.rows - r0);
+        for (index_t i = 0; i < held; ++i) ortho_finish<Lanes>(p, b0, count, r0 + i, sums[i]);
+      }(std::make_integer_sequence<int, together>{});
     }
   }
 }
 
-/// Applies the sparse product (ops/slab_products.hpp) to the output rows [first, last).
+/// Applies the sparse product (ops/slab_products.hpp) to the rows of groups [first, last).
 template <class Column>
-void ortho_product_rows(tag, const ortho_product<Column>& p, index_t first, index_t last) {
+void ortho_product_groups(tag, const ortho_product<Column>& p, index_t first, index_t last) {
   if (p.batch == 1) ortho_product_lanes<ortho_one_lane>(p, first, last);
   else ortho_product_lanes<slab_lanes>(p, first, last);
 }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "qcodec/config.hpp"
 #include "qcodec/core/index.hpp"
@@ -58,16 +59,54 @@ struct tile_product {
   float* partial;  // workspace of rows · slab_rows floats (the sums between column blocks)
 };
 
-/// The sparse product of the ortho stream O (codecs/ortho_stream.hpp) on output rows
-/// [first, last): y(b, r) = fma(alpha, sum, y(b, r)) + bias[r] (the bias where there is one),
-/// each (b, r) sum over row r's entries in increasing column order, sum = fma(value_e,
-/// x(b, c_e), sum) from 0 (ortho_stream::dot_row). At batch 1 `x` is the activation row itself;
-/// above, the slabs.
+/// Output rows whose sums the sparse product carries together (independent FMA chains).
+inline constexpr index_t ortho_group_rows = 8;
+
+/// The ortho stream O (codecs/ortho_stream.hpp) laid out for the sparse product: its rows in
+/// groups of ortho_group_rows (the last group's rows past `rows` are empty), a group's entries
+/// interleaved (entry k of each of its rows, then k + 1) and every row padded to the group's
+/// longest with entries of value 0 at the row's last column (column 0 for an empty row), so
+/// the group's chains advance together without a branch. A padding entry adds 0 · x(b, c):
+/// for finite activations it leaves every sum's value unchanged (a sum of -0 may become +0).
+template <class Column>
+struct ortho_groups {
+  index_t rows = 0;
+  std::vector<std::size_t> offsets;  // groups + 1: group g's entries are [offsets[g], offsets[g + 1])
+  std::vector<Column> columns;
+  std::vector<float> values;
+
+  ortho_groups() = default;
+  /// From the stream's CSR arrays: row r's entries are [row_offsets[r], row_offsets[r + 1]),
+  /// their columns increasing, `values` decoded.
+  ortho_groups(index_t rows, const std::uint32_t* row_offsets, const Column* row_columns, const float* row_values)
+      : rows(rows) {
+    constexpr index_t g_rows = ortho_group_rows;
+    offsets.push_back(0);
+    for (index_t r0 = 0; r0 < rows; r0 += g_rows) {
+      const index_t held = std::min(g_rows, rows - r0);
+      std::uint32_t longest = 0;
+      for (index_t i = 0; i < held; ++i) longest = std::max(longest, row_offsets[r0 + i + 1] - row_offsets[r0 + i]);
+      for (std::uint32_t k = 0; k < longest; ++k)
+        for (index_t i = 0; i < g_rows; ++i) {
+          const std::uint32_t first = i < held ? row_offsets[r0 + i] : 0, end = i < held ? row_offsets[r0 + i + 1] : 0;
+          const bool entry = first + k < end;
+          columns.push_back(entry ? row_columns[first + k] : first < end ? row_columns[end - 1] : Column{0});
+          values.push_back(entry ? row_values[first + k] : 0.0f);
+        }
+      offsets.push_back(columns.size());
+    }
+  }
+  index_t groups() const { return static_cast<index_t>(offsets.size()) - 1; }
+};
+
+/// The sparse product of the ortho stream O on the output rows of groups [first, last) of
+/// `groups`: y(b, r) = fma(alpha, sum, y(b, r)) + bias[r] (the bias where there is one), each
+/// (b, r) sum over row r's entries in increasing column order, sum = fma(value_e, x(b, c_e),
+/// sum) from 0 (ortho_stream::dot_row). At batch 1 `x` is the activation row itself; above,
+/// the slabs. The activations must be finite (ortho_groups: the padding).
 template <class Column>
 struct ortho_product {
-  const std::uint32_t* row_offsets;  // rows + 1: the entries of row r are [row_offsets[r], row_offsets[r + 1])
-  const Column* columns;             // each entry's column, increasing within a row
-  const float* values;               // each entry's decoded value
+  const ortho_groups<Column>* groups;
   const float* x;
   index_t cols, batch;
   float alpha;
