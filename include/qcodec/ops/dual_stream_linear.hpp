@@ -333,7 +333,8 @@ class dual_stream_linear {
   /// thread, so the bits do not depend on the count).
   void add_ortho(const matrix_view& x, matrix_ref& y) const {
     std::visit([&](const auto& groups) {
-      const ortho_product product{&groups, x.rows() == 1 ? x.row(0).data() : slabs_.data(),
+      using column = typename std::remove_cvref_t<decltype(groups)>::column_type;
+      const ortho_product<column> product{&groups, x.rows() == 1 ? x.row(0).data() : slabs_.data(),
                                   in_features(), x.rows(), alpha_, bias_.empty() ? nullptr : bias_.data(),
                                   y.data(), y.outerStride()};
       const index_t count = groups.groups();

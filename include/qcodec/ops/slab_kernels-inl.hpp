@@ -54,17 +54,18 @@ struct ortho_one_lane {
   static void store(float* out, float sum) { *out = sum; }
 };
 
-/// y(b0 + j, r) = fma(alpha, sum_j, y(b0 + j, r)) + bias[r] for j < count.
-template <class Lanes, class Column>
-void ortho_finish(const ortho_product<Column>& p, index_t b0, index_t count, index_t r,
-                  const typename Lanes::vector& sums) {
-  float lanes[Lanes::width];
-  Lanes::store(lanes, sums);
+/// y(b0 + j, r0 + i) = fma(alpha, sum_ij, y(b0 + j, r0 + i)) + bias[r0 + i] for j < count,
+/// i < held: row by row of y (its outputs of a group are contiguous).
+template <class Lanes, class Column, int Rows>
+void ortho_finish(const ortho_product<Column>& p, index_t b0, index_t count, index_t r0, index_t held,
+                  const typename Lanes::vector (&sums)[Rows]) {
+  float lanes[Rows][Lanes::width];
+  for (int i = 0; i < Rows; ++i) Lanes::store(lanes[i], sums[i]);
   for (index_t j = 0; j < count; ++j) {
-    float& out = p.y[(b0 + j) * p.y_stride + r];
-    float value = __builtin_fmaf(p.alpha, lanes[j], out);
-    if (p.bias != nullptr) value += p.bias[r];
-    out = value;
+    float* out = p.y + (b0 + j) * p.y_stride + r0;
+    for (index_t i = 0; i < held; ++i) out[i] = __builtin_fmaf(p.alpha, lanes[i][j], out[i]);
+    if (p.bias != nullptr)
+      for (index_t i = 0; i < held; ++i) out[i] += p.bias[r0 + i];
   }
 }
 
@@ -83,7 +84,7 @@ void ortho_product_lanes(const ortho_product<Column>& p, index_t first, index_t 
                                       sums[I])),
            ...);
         const index_t r0 = g * together, held = std::min<index_t>(together, o.rows - r0);
-        for (index_t i = 0; i < held; ++i) ortho_finish<Lanes>(p, b0, count, r0 + i, sums[i]);
+        ortho_finish<Lanes>(p, b0, count, r0, held, sums);
       }(std::make_integer_sequence<int, together>{});
     }
   }

@@ -70,6 +70,7 @@ inline constexpr index_t ortho_group_rows = 8;
 /// for finite activations it leaves every sum's value unchanged (a sum of -0 may become +0).
 template <class Column>
 struct ortho_groups {
+  using column_type = Column;
   index_t rows = 0;
   std::vector<std::size_t> offsets;  // groups + 1: group g's entries are [offsets[g], offsets[g + 1])
   std::vector<Column> columns;
