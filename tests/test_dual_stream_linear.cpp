@@ -136,7 +136,8 @@ void set_threads([[maybe_unused]] int threads) {
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("forward matches the FP64 reference on every path", "[op]", op_codecs) {
-  const auto [out, in] = GENERATE(table<index_t, index_t>({{37, 91}, {130, 300}}));
+  index_t out, in;  // std::tie: clang 14 cannot capture a structured binding
+  std::tie(out, in) = GENERATE(table<index_t, index_t>({{37, 91}, {130, 300}}));
   const index_t batch = GENERATE(1, 2, 7, 64, 300);
   CAPTURE(codec_traits<TestType>::name, out, in, batch);
   const row_matrix w = synthetic_weights(out, in, weight_family::outlier_columns, 17 + out);
@@ -451,7 +452,8 @@ TEMPLATE_TEST_CASE("an outlier activation channel coarsens only its own block on
 TEMPLATE_LIST_TEST_CASE("integer-domain forward matches the FP64 reference within the activation step",
                         "[op][integer]", integer_op_codecs) {
   // 300 rows: two tiles of the integer path, the second ending in a partial panel.
-  const auto [rows, cols] = GENERATE(table<index_t, index_t>({{37, 129}, {70, 300}, {9, 2200}, {300, 70}}));
+  index_t rows, cols;  // std::tie: clang 14 cannot capture a structured binding
+  std::tie(rows, cols) = GENERATE(table<index_t, index_t>({{37, 129}, {70, 300}, {9, 2200}, {300, 70}}));
   const row_matrix w = synthetic_weights(rows, cols, weight_family::outlier_columns, 3 + rows);
   dual_stream_linear<TestType> op(TestType{}.encode(w), std::vector<float>(static_cast<std::size_t>(rows), -0.5f));
   REQUIRE(op.integer_domain());  // the default

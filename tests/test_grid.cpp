@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <qcodec/io/encoded_tensors.hpp>
@@ -68,7 +69,8 @@ double fp16_at_or_above(double x) {
 
 TEMPLATE_LIST_TEST_CASE("grid round trip: value-nearest codes within half the largest gap",
                         "[grid]", grid_codecs) {
-  const auto [rows, cols] = GENERATE(table<index_t, index_t>(
+  index_t rows, cols;  // std::tie: clang 14 cannot capture a structured binding
+  std::tie(rows, cols) = GENERATE(table<index_t, index_t>(
       {{1, 1}, {1, 77}, {77, 1}, {32, 32}, {33, 257}, {5, 300}}));
   const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed,
                                weight_family::outlier_columns);

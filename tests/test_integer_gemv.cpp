@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include <qcodec/qcodec.hpp>
@@ -57,7 +58,8 @@ void check_against_reference(const row_matrix& decoded, index_t block_cols, matr
 
 TEMPLATE_LIST_TEST_CASE("integer gemv matches the FP64 reference within the activation step",
                         "[integer_gemv]", test::tested_linear_codecs) {
-  const auto [rows, cols] = GENERATE(table<index_t, index_t>({{1, 1}, {7, 33}, {64, 300}, {33, 257}}));
+  index_t rows, cols;  // std::tie: clang 14 cannot capture a structured binding
+  std::tie(rows, cols) = GENERATE(table<index_t, index_t>({{1, 1}, {7, 33}, {64, 300}, {33, 257}}));
   const index_t batch = GENERATE(1, 3);
   const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed);
   const row_matrix w = synthetic_weights(rows, cols, family, 5 + rows);
@@ -104,7 +106,8 @@ void check_kernel(const row_matrix& decoded, index_t block_cols, matrix_view x, 
 TEMPLATE_LIST_TEST_CASE("every supported target's integer kernel matches the quantized FP64 reference",
                         "[integer_gemv][simd]", test::tested_linear_codecs) {
   // Ragged shapes: columns not multiples of 4/8/16/64, rows not multiples of a panel (8, 16).
-  const auto [rows, cols] = GENERATE(table<index_t, index_t>(
+  index_t rows, cols;  // std::tie: clang 14 cannot capture a structured binding
+  std::tie(rows, cols) = GENERATE(table<index_t, index_t>(
       {{3, 1}, {5, 63}, {4, 64}, {9, 130}, {6, 300}, {3, 1000}, {2, 4100}, {17, 257}, {33, 70}}));
   const index_t batch = GENERATE(1, 5, 8, 11);
   const row_matrix w = synthetic_weights(rows, cols, weight_family::heavy_tailed, 3 + rows);

@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include <qcodec/qcodec.hpp>
 
@@ -33,7 +34,8 @@ std::size_t expected_bytes(index_t rows, index_t cols) {
 
 TEMPLATE_LIST_TEST_CASE("linear round trip meets the step bound on any shape", "[linear]",
                         test::tested_linear_codecs) {
-  const auto [rows, cols] = GENERATE(table<index_t, index_t>(
+  index_t rows, cols;  // std::tie: clang 14 cannot capture a structured binding
+  std::tie(rows, cols) = GENERATE(table<index_t, index_t>(
       {{1, 1}, {1, 77}, {77, 1}, {32, 32}, {128, 128}, {33, 257}, {5, 300}}));
   const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed,
                                weight_family::outlier_columns);
@@ -157,7 +159,8 @@ TEMPLATE_TEST_CASE("linear RMS error is step/sqrt(12) on Gaussian weights", "[li
 }
 
 TEST_CASE("linear round trip on LLM layer shapes", "[linear][llm]") {
-  const auto [rows, cols] = GENERATE(table<index_t, index_t>({{768, 3072}, {2048, 5632}}));
+  index_t rows, cols;  // std::tie: clang 14 cannot capture a structured binding
+  std::tie(rows, cols) = GENERATE(table<index_t, index_t>({{768, 3072}, {2048, 5632}}));
   const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed);
   const row_matrix w = synthetic_weights(rows, cols, family, 99);
   const auto int8 = linear<8>{}.encode(w);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <qcodec/qcodec.hpp>
@@ -57,7 +58,8 @@ TEMPLATE_LIST_TEST_CASE("alpha = 0: the base alone meets the base codec alone on
 
 TEMPLATE_LIST_TEST_CASE("outlier split stores exactly the largest residuals", "[outlier_split]",
                         split_bases) {
-  const auto [rows, cols] = GENERATE(table<index_t, index_t>({{37, 91}, {128, 128}, {33, 257}}));
+  index_t rows, cols;  // std::tie: clang 14 cannot capture a structured binding
+  std::tie(rows, cols) = GENERATE(table<index_t, index_t>({{37, 91}, {128, 128}, {33, 257}}));
   const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed,
                                weight_family::outlier_columns);
   const row_matrix w = synthetic_weights(rows, cols, family, 11 + rows * cols);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <qcodec/qcodec.hpp>
@@ -66,7 +67,8 @@ double squared_error(matrix_view w, matrix_view decoded) {
 
 TEMPLATE_LIST_TEST_CASE("qins round trip meets the level-spacing bound on any shape", "[qins]",
                         qins_codecs) {
-  const auto [rows, cols] = GENERATE(table<index_t, index_t>(
+  index_t rows, cols;  // std::tie: clang 14 cannot capture a structured binding
+  std::tie(rows, cols) = GENERATE(table<index_t, index_t>(
       {{1, 1}, {1, 77}, {77, 1}, {32, 32}, {128, 128}, {33, 257}, {5, 300}}));
   const auto family = GENERATE(weight_family::gaussian, weight_family::heavy_tailed,
                                weight_family::outlier_columns);
