@@ -142,3 +142,9 @@ TEST_CASE("ortho_product: fma(alpha, column-order FMA chain, y) + bias on a rang
   SECTION("16-bit columns") { check_ortho_product<std::uint16_t>(300, 11); }
   SECTION("32-bit columns") { check_ortho_product<std::uint32_t>(70000, 12); }
 }
+
+TEST_CASE("ortho_groups: an empty layout holds no group", "[slab]") {
+  CHECK(ortho_groups<std::uint16_t>{}.groups() == 0);
+  const std::uint32_t offsets[] = {0};
+  CHECK(ortho_groups<std::uint32_t>(0, offsets, nullptr, nullptr).groups() == 0);
+}

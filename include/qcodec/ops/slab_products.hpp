@@ -72,7 +72,7 @@ template <class Column>
 struct ortho_groups {
   using column_type = Column;
   index_t rows = 0;
-  std::vector<std::size_t> offsets;  // groups + 1: group g's entries are [offsets[g], offsets[g + 1])
+  std::vector<std::size_t> offsets{0};  // groups + 1: group g's entries are [offsets[g], offsets[g + 1])
   std::vector<Column> columns;
   std::vector<float> values;
 
@@ -82,7 +82,6 @@ struct ortho_groups {
   ortho_groups(index_t rows, const std::uint32_t* row_offsets, const Column* row_columns, const float* row_values)
       : rows(rows) {
     constexpr index_t g_rows = ortho_group_rows;
-    offsets.push_back(0);
     for (index_t r0 = 0; r0 < rows; r0 += g_rows) {
       const index_t held = std::min(g_rows, rows - r0);
       std::uint32_t longest = 0;
